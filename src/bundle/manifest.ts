@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { EdgeloopError } from '../errors.js';
+
+/** Version of the bundle format this code reads and writes. */
+export const BUNDLE_FORMAT = 'edgeloop-bundle/1';
+export const MANIFEST_FILE = 'bundle.json';
+
+export const DTYPES = ['float32', 'float64', 'int32', 'int64', 'uint8', 'int8'] as const;
+export type Dtype = (typeof DTYPES)[number];
+
+/** A tensor's name, dtype and shape; -1 (or a string in ONNX) marks a dynamic dimension. */
+export const tensorSpecSchema = z.object({
+  name: z.string().min(1),
+  dtype: z.enum(DTYPES),
+  shape: z.array(z.number().int().min(-1)).min(1),
+});
+export type TensorSpec = z.infer<typeof tensorSpecSchema>;
+
+export const artifactSchema = z.object({
+  path: z
+    .string()
+    .min(1)
+    .refine((p) => !p.startsWith('/') && !p.split(/[\\/]/).includes('..'), 'must stay inside the bundle'),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  bytes: z.number().int().nonnegative(),
+});
+export type Artifact = z.infer<typeof artifactSchema>;
+
+export const preprocessingSchema = z
+  .object({
+    /** (x - mean) / std per feature, applied by the daemon before inference. */
+    standardize: z
+      .object({ mean: z.array(z.number()), std: z.array(z.number()) })
+      .refine((s) => s.mean.length === s.std.length, 'mean and std must have the same length')
+      .optional(),
+  })
+  .default({});
+
+export const manifestSchema = z.object({
+  format: z.literal(BUNDLE_FORMAT),
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'lower-case letters, digits, . _ - (max 64)'),
+  version: z.string().regex(/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/),
+  runtime: z.enum(['onnx', 'tfjs']),
+  task: z.enum(['classification', 'regression', 'embedding']),
+  /** The file the engine loads: model.onnx or model.json. */
+  entry: z.string().min(1),
+  artifacts: z.array(artifactSchema).min(1),
+  inputs: z.array(tensorSpecSchema).min(1),
+  outputs: z.array(tensorSpecSchema).min(1),
+  /** Class names for classifiers, in output order. */
+  labels: z.array(z.string()).optional(),
+  /** Whether the classifier's first output is probabilities, logits to softmax, or 'auto' (softmax unless rows already sum to 1). */
+  outputKind: z.enum(['probabilities', 'logits', 'auto']).default('probabilities'),
+  preprocessing: preprocessingSchema,
+  /** int8 / uint8 / float16 / float32: how the weights are stored. */
+  quantization: z.enum(['float32', 'float16', 'uint8', 'int8']).default('float32'),
+  description: z.string().optional(),
+  createdAt: z.string().optional(),
+  /** Filled by the toolchain and the drift monitor (later issues). */
+  reference: z.unknown().optional(),
+  training: z.unknown().optional(),
+  metrics: z.record(z.string(), z.unknown()).optional(),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+export type ManifestInput = z.input<typeof manifestSchema>;
+
+/** Feature count per row of a tensor spec (product of the non-batch dimensions). */
+export function rowSize(spec: TensorSpec): number {
+  let n = 1;
+  for (const d of spec.shape.slice(1)) {
+    if (d < 0) throw new EdgeloopError('EDGELOOP_MODEL_LOAD_FAILED', `'${spec.name}' has a dynamic non-batch dimension; only the batch dimension may be dynamic`);
+    n *= d;
+  }
+  return n;
+}
+
+/** All problems of a zod error, one per line, naming the field. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `'${i.path.join('.') || '(root)'}' ${i.message}`).join('; ');
+}

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+
+/** Device configuration: one schema, validated once at start-up (see load-config.ts). */
+export const configSchema = z
+  .object({
+    /** Defaults to the host name. Used in every topic: edgeloop/{deviceId}/... */
+    deviceId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (no / + # or spaces)').optional(),
+    /** State directory (database, installed versions, admin socket). */
+    home: z.string().default('.edgeloop'),
+    /** Folder of bundles (or bare .onnx files) to serve. */
+    modelsDir: z.string().default('models'),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    broker: z
+      .object({
+        /** mqtt://, mqtts://, ws://; absent = start the embedded broker. */
+        url: z.string().url().optional(),
+        /** Embedded broker: where to listen (loopback by default). */
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(1883),
+        username: z.string().optional(),
+        password: z.string().optional(),
+        /** TLS files (paths) for mqtts:// */
+        ca: z.string().optional(),
+        cert: z.string().optional(),
+        key: z.string().optional(),
+        rejectUnauthorized: z.boolean().default(true),
+        /** 5 first, falling back to 3.1.1 (4) when the broker refuses it. */
+        protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
+        keepaliveSeconds: z.number().int().min(0).max(65535).default(30),
+        /** Shared subscription group: several daemons split the load ($share/{group}/...). */
+        sharedGroup: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+        /** Reconnect back-off: first delay and ceiling. */
+        reconnectMinMs: z.number().int().min(10).default(500),
+        reconnectMaxMs: z.number().int().min(100).default(30_000),
+      })
+      .prefault({}),
+    serving: z
+      .object({
+        maxBatch: z.number().int().min(1).max(4096).default(32),
+        /** How long the first request of a batch waits for company. */
+        maxDelayMs: z.number().min(0).max(1000).default(2),
+        /** Requests waiting per model before new ones get EDGELOOP_BUSY. */
+        queueLimit: z.number().int().min(1).default(1024),
+        timeoutMs: z.number().int().min(1).default(5000),
+        maxPayloadBytes: z.number().int().min(64).default(1024 * 1024),
+        maxRowsPerRequest: z.number().int().min(1).default(1024),
+        /** Shutdown: how long to wait for in-flight requests. */
+        drainTimeoutMs: z.number().int().min(0).default(10_000),
+      })
+      .prefault({}),
+    onnx: z
+      .object({
+        /** Tried in order; the first that loads wins, cpu is always the last resort. */
+        executionProviders: z.array(z.enum(['cpu', 'cuda', 'tensorrt', 'webgpu', 'xnnpack', 'coreml', 'dml'])).min(1).default(['cpu']),
+        intraOpNumThreads: z.number().int().min(0).default(1),
+        interOpNumThreads: z.number().int().min(0).default(1),
+      })
+      .prefault({}),
+    tfjs: z
+      .object({
+        /** Backend priority; the first that initialises wins. */
+        backends: z.array(z.enum(['tensorflow', 'wasm', 'cpu'])).min(1).default(['tensorflow', 'wasm', 'cpu']),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+export type EdgeloopConfig = z.infer<typeof configSchema>;
+export type EdgeloopConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,38 @@
+import type { Dtype, TensorSpec } from '../bundle/index.js';
+
+export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
+
+/** A dense tensor as engines take and return it. */
+export interface EngineTensor {
+  dtype: Dtype;
+  data: TypedArray;
+  dims: readonly number[];
+}
+
+/** One loaded model, ready to run. Implementations: OnnxEngine, TfjsEngine. */
+export interface Engine {
+  readonly runtime: 'onnx' | 'tfjs';
+  /** What actually runs it: an ONNX execution provider or a tfjs backend. */
+  readonly backend: string;
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+  /** Run one batch. Every input named in `inputs` must be fed; all outputs are returned. */
+  run(feeds: Readonly<Record<string, EngineTensor>>): Promise<Record<string, EngineTensor>>;
+  /** Free native memory; the engine must not be used afterwards. */
+  dispose(): Promise<void>;
+}
+
+/** Options engines take from the device config. */
+export interface EngineOptions {
+  onnx: { executionProviders: readonly string[]; intraOpNumThreads: number; interOpNumThreads: number };
+  tfjs: { backends: readonly string[] };
+}
+
+export const TYPED_ARRAYS: Record<Dtype, { new (n: number): TypedArray; BYTES_PER_ELEMENT: number }> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  uint8: Uint8Array,
+  int8: Int8Array,
+};

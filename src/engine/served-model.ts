@@ -1,0 +1,126 @@
+import { rowSize, type Manifest } from '../bundle/index.js';
+import { EdgeloopError } from '../errors.js';
+import type { Engine, TypedArray } from './engine.js';
+import { MicroBatcher, type BatcherOptions, type BatcherStats } from './micro-batcher.js';
+
+/** One entry of a reply's `predictions`, per input row. */
+export type Prediction =
+  | { label: string; index: number; confidence: number; probabilities: number[] }
+  | { value: number }
+  | { values: number[] }
+  | { embedding: number[] };
+
+export interface PredictResult {
+  predictions: Prediction[];
+  batchRows: number;
+}
+
+/**
+ * A model as the daemon serves it: manifest, engine and queue, plus the pre-processing the
+ * bundle asks for (standardisation) and the post-processing of its task.
+ */
+export class ServedModel {
+  readonly name: string;
+  readonly version: string;
+  readonly inputs: { name: string; dtype: Engine['inputs'][number]['dtype']; rowSize: number }[];
+  private readonly batcher: MicroBatcher;
+  private readonly mean?: Float32Array;
+  private readonly invStd?: Float32Array;
+
+  constructor(
+    readonly manifest: Manifest,
+    readonly engine: Engine,
+    batcherOpts: BatcherOptions,
+  ) {
+    this.name = manifest.name;
+    this.version = manifest.version;
+    this.inputs = engine.inputs.map((s) => ({ name: s.name, dtype: s.dtype, rowSize: rowSize(s) }));
+    const std = manifest.preprocessing.standardize;
+    if (std) {
+      if (std.mean.length !== this.inputs[0].rowSize) {
+        throw new EdgeloopError('EDGELOOP_BUNDLE_INVALID', `${this.name}: 'preprocessing.standardize' has ${std.mean.length} values, input '${this.inputs[0].name}' has ${this.inputs[0].rowSize} per row`);
+      }
+      this.mean = Float32Array.from(std.mean);
+      this.invStd = Float32Array.from(std.std, (s) => (s > 0 ? 1 / s : 1));
+    }
+    this.batcher = new MicroBatcher(engine, batcherOpts);
+  }
+
+  get stats(): BatcherStats {
+    return this.batcher.stats;
+  }
+
+  /** Run `rows` decoded rows (fresh arrays: standardised in place) and post-process them. */
+  async predict(feeds: Record<string, TypedArray>, rows: number, deadline: number): Promise<PredictResult> {
+    if (this.mean && this.invStd) {
+      const x = feeds[this.inputs[0].name] as Float32Array;
+      const n = this.mean.length;
+      for (let i = 0; i < x.length; i++) {
+        const j = i % n;
+        x[i] = (x[i] - this.mean[j]) * this.invStd[j];
+      }
+    }
+    const result = await this.batcher.submit(feeds, rows, deadline);
+    const first = result.outputs[this.engine.outputs[0].name];
+    return { predictions: this.postprocess(first.data, first.width, rows), batchRows: result.batchRows };
+  }
+
+  /** Stop intake and wait for what is queued or running. */
+  drain(): Promise<void> {
+    return this.batcher.drain();
+  }
+
+  abort(err: EdgeloopError): void {
+    this.batcher.abort(err);
+  }
+
+  async dispose(): Promise<void> {
+    await this.engine.dispose();
+  }
+
+  private postprocess(data: TypedArray, width: number, rows: number): Prediction[] {
+    const out: Prediction[] = new Array(rows);
+    const task = this.manifest.task;
+    for (let r = 0; r < rows; r++) {
+      const row = Array.from(data.subarray(r * width, (r + 1) * width) as Float32Array);
+      if (task === 'classification') out[r] = this.classify(row);
+      else if (task === 'embedding') out[r] = { embedding: row.map(round) };
+      else out[r] = width === 1 ? { value: round(row[0]) } : { values: row.map(round) };
+    }
+    return out;
+  }
+
+  private classify(row: number[]): Prediction {
+    const kind = this.manifest.outputKind;
+    const probs = kind === 'logits' || (kind === 'auto' && !isDistribution(row)) ? softmax(row) : row;
+    let index = 0;
+    for (let i = 1; i < probs.length; i++) if (probs[i] > probs[index]) index = i;
+    return {
+      label: this.manifest.labels?.[index] ?? String(index),
+      index,
+      confidence: round(probs[index]),
+      probabilities: probs.map(round),
+    };
+  }
+}
+
+/** Six decimals: shorter replies, far below model precision. */
+function round(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}
+
+function isDistribution(row: number[]): boolean {
+  let sum = 0;
+  for (const v of row) {
+    if (v < 0 || v > 1) return false;
+    sum += v;
+  }
+  return Math.abs(sum - 1) < 1e-3;
+}
+
+function softmax(row: number[]): number[] {
+  const max = Math.max(...row);
+  const exps = row.map((v) => Math.exp(v - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}

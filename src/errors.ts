@@ -1,0 +1,124 @@
+/**
+ * Typed errors with stable codes. A code, once published, is never reused for another meaning;
+ * retired codes stay listed in RETIRED_CODES. The README's error table is checked against this
+ * catalogue by test/errors.test.ts.
+ */
+
+export interface ErrorInfo {
+  /** What went wrong, in one line. */
+  meaning: string;
+  /** What the caller should do about it. */
+  solve: string;
+}
+
+export const ERROR_CATALOGUE = {
+  EDGELOOP_BAD_JSON: {
+    meaning: 'The payload is not valid JSON (or not a JSON object).',
+    solve: 'Send a UTF-8 JSON object such as {"inputs":[...]}.',
+  },
+  EDGELOOP_BAD_INPUT: {
+    meaning: 'The request is well-formed JSON but its fields are not what the model takes.',
+    solve: 'Check the field named in the message against the model signature (`edgeloop models list --json`).',
+  },
+  EDGELOOP_BAD_SHAPE: {
+    meaning: 'A row has the wrong number of values, or a tensor the wrong shape.',
+    solve: 'Send rows of the length the model expects; the message names the expected and received sizes.',
+  },
+  EDGELOOP_BAD_DTYPE: {
+    meaning: 'A value or binary tensor has a data type the model input does not take.',
+    solve: 'Send numbers (JSON) or a binary tensor whose dtype equals the input dtype.',
+  },
+  EDGELOOP_NON_FINITE: {
+    meaning: 'An input value is NaN, Infinity or null.',
+    solve: 'Replace missing or infinite sensor values before sending.',
+  },
+  EDGELOOP_EMPTY_INPUT: {
+    meaning: 'The request has no rows.',
+    solve: 'Send at least one row in "inputs".',
+  },
+  EDGELOOP_PAYLOAD_TOO_LARGE: {
+    meaning: 'The payload, or the number of rows, is over the configured limit.',
+    solve: 'Split the request, or raise serving.maxPayloadBytes / serving.maxRowsPerRequest.',
+  },
+  EDGELOOP_BAD_HEADER: {
+    meaning: 'A binary payload has a missing or malformed tensor header.',
+    solve: 'Use MQTT 5 user properties dtype/shape, or the ELT1 header documented in the README.',
+  },
+  EDGELOOP_MODEL_NOT_FOUND: {
+    meaning: 'No model of that name is served on this device.',
+    solve: 'Check the topic name against the models in the retained edgeloop/{deviceId}/status message.',
+  },
+  EDGELOOP_BUSY: {
+    meaning: 'The model queue is full; the request was refused at once rather than queued.',
+    solve: 'Retry after a short back-off, or raise serving.queueLimit.',
+  },
+  EDGELOOP_TIMEOUT: {
+    meaning: 'The request was not answered within its deadline.',
+    solve: 'Retry; if it persists, lower the load or raise serving.timeoutMs.',
+  },
+  EDGELOOP_SHUTTING_DOWN: {
+    meaning: 'The daemon is stopping and takes no new requests.',
+    solve: 'Retry when the device reports online again.',
+  },
+  EDGELOOP_INTERNAL: {
+    meaning: 'An unexpected error inside the daemon; the request was not served.',
+    solve: 'Retry; report the daemon log line with the same request id.',
+  },
+  EDGELOOP_CONFIG_INVALID: {
+    meaning: 'The device configuration does not match the schema.',
+    solve: 'Fix every problem listed in the message; see device-configs/ for examples.',
+  },
+  EDGELOOP_BUNDLE_INVALID: {
+    meaning: 'A model bundle manifest is missing, unreadable or does not match the schema.',
+    solve: 'Rebuild the bundle, or check bundle.json against the format in the README.',
+  },
+  EDGELOOP_BUNDLE_TAMPERED: {
+    meaning: 'A bundle file does not match the sha256 or size its manifest declares.',
+    solve: 'Reinstall the bundle from a trusted source.',
+  },
+  EDGELOOP_MODEL_LOAD_FAILED: {
+    meaning: 'The engine could not load the model file.',
+    solve: 'Check the model file is a valid ONNX or tfjs LayersModel for its runtime.',
+  },
+  EDGELOOP_ENGINE_UNAVAILABLE: {
+    meaning: 'No engine or backend could be initialised; the message lists what was tried.',
+    solve: 'Install a working backend (tfjs cpu is always bundled) or check the device config.',
+  },
+  EDGELOOP_BROKER_UNREACHABLE: {
+    meaning: 'The MQTT broker could not be reached or refused the connection.',
+    solve: 'Check --broker, credentials and TLS files; the daemon keeps retrying with back-off.',
+  },
+  EDGELOOP_USAGE: {
+    meaning: 'A CLI command was called with wrong arguments.',
+    solve: 'See `edgeloop <command> --help`.',
+  },
+} as const satisfies Record<string, ErrorInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** Codes once used and now retired: never reuse them. */
+export const RETIRED_CODES: readonly string[] = [];
+
+export class EdgeloopError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: unknown;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'EdgeloopError';
+    this.code = code;
+    this.details = options?.details;
+  }
+
+  /** The shape errors take when they reach an MQTT client. */
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Any thrown value as an EdgeloopError; unknown errors become EDGELOOP_INTERNAL. */
+export function asEdgeloopError(err: unknown): EdgeloopError {
+  if (err instanceof EdgeloopError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new EdgeloopError('EDGELOOP_INTERNAL', message, { cause: err });
+}

@@ -1,0 +1,105 @@
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+
+export interface BrokerConnectionOptions {
+  url: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  /** Paths of TLS files for mqtts:// */
+  ca?: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized?: boolean;
+  protocolVersion: 4 | 5;
+  keepaliveSeconds: number;
+  will: { topic: string; payload: string };
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+}
+
+/**
+ * Connect to a broker and keep the connection: reconnect with exponential back-off and
+ * jitter, resubscribe on reconnect (mqtt.js does), and fall back from MQTT 5 to 3.1.1 when
+ * the broker refuses version 5. Resolves on the first successful connection.
+ */
+export async function connectBroker(opts: BrokerConnectionOptions, log?: Logger, onClient?: (c: MqttClient) => void): Promise<MqttClient> {
+  let version = opts.protocolVersion;
+  for (;;) {
+    const client = mqtt.connect(opts.url, clientOptions(opts, version));
+    onClient?.(client);
+    manageBackoff(client, opts, log);
+    const outcome = await firstConnect(client);
+    if (outcome === 'connected') {
+      log?.info({ url: redact(opts.url), protocolVersion: version }, 'connected to mqtt broker');
+      return client;
+    }
+    await client.endAsync(true).catch(() => undefined);
+    if (outcome === 'version-refused' && version === 5) {
+      log?.info({ url: redact(opts.url) }, 'broker refused MQTT 5, using 3.1.1');
+      version = 4;
+      continue;
+    }
+    throw outcome;
+  }
+}
+
+function clientOptions(opts: BrokerConnectionOptions, version: 4 | 5): IClientOptions {
+  return {
+    clientId: opts.clientId,
+    protocolVersion: version,
+    username: opts.username,
+    password: opts.password,
+    ca: opts.ca ? readFileSync(opts.ca) : undefined,
+    cert: opts.cert ? readFileSync(opts.cert) : undefined,
+    key: opts.key ? readFileSync(opts.key) : undefined,
+    rejectUnauthorized: opts.rejectUnauthorized,
+    keepalive: opts.keepaliveSeconds,
+    clean: true,
+    resubscribe: true,
+    reconnectPeriod: opts.reconnectMinMs,
+    connectTimeout: 10_000,
+    will: { topic: opts.will.topic, payload: Buffer.from(opts.will.payload), qos: 1, retain: true },
+  };
+}
+
+/** Wait for the first connect; keep retrying while the broker is unreachable. */
+function firstConnect(client: MqttClient): Promise<'connected' | 'version-refused' | Error> {
+  return new Promise((resolve) => {
+    const done = (v: 'connected' | 'version-refused' | Error) => {
+      client.off('connect', onConnect);
+      client.off('error', onError);
+      resolve(v);
+    };
+    const onConnect = () => done('connected');
+    const onError = (err: Error & { code?: number | string }) => {
+      // CONNACK 1 (3.1.1) / 0x84 (5): unacceptable or unsupported protocol version
+      if (err.code === 1 || err.code === 132 || /protocol version/i.test(err.message)) done('version-refused');
+      else if (typeof err.code === 'number') done(err); // refused by the broker (credentials...): retrying will not help
+      // socket errors: mqtt.js reconnects by itself
+    };
+    client.on('connect', onConnect);
+    client.on('error', onError);
+  });
+}
+
+/** Double the reconnect delay after each failed attempt, with ±20% jitter; reset on connect. */
+function manageBackoff(client: MqttClient, opts: BrokerConnectionOptions, log?: Logger): void {
+  let delay = opts.reconnectMinMs;
+  client.on('connect', () => {
+    delay = opts.reconnectMinMs;
+    client.options.reconnectPeriod = delay;
+  });
+  client.on('offline', () => log?.warn({ retryInMs: client.options.reconnectPeriod }, 'mqtt broker unreachable, retrying'));
+  client.on('reconnect', () => {
+    delay = Math.min(opts.reconnectMaxMs, delay * 2);
+    client.options.reconnectPeriod = Math.round(delay * (0.8 + Math.random() * 0.4));
+  });
+  client.on('error', (err) => log?.warn({ err: err.message }, 'mqtt error'));
+}
+
+/** Never log credentials embedded in a URL. */
+export function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

@@ -1,0 +1,6 @@
+export { topicsFor, type Topics } from './topics.js';
+export { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+export { connectBroker, redact, type BrokerConnectionOptions } from './broker-connection.js';
+export { decodeRequest, BINARY_MAGIC, type DecodeLimits, type DecodeResult, type InputShape, type MessageMeta } from './payload-codec.js';
+export { RequestHandler, type IncomingRequest, type PublishReply } from './request-handler.js';
+export { MqttTransport, type MqttTransportOptions } from './mqtt-transport.js';

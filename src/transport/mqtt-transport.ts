@@ -1,0 +1,93 @@
+import type { MqttClient, IClientPublishOptions } from 'mqtt';
+import type { Logger } from 'pino';
+import { connectBroker, type BrokerConnectionOptions } from './broker-connection.js';
+import type { IncomingRequest } from './request-handler.js';
+import type { Topics } from './topics.js';
+
+export interface MqttTransportOptions {
+  connection: BrokerConnectionOptions;
+  topics: Topics;
+  sharedGroup?: string;
+  /** Called for every inference request; must not throw. */
+  onRequest: (req: IncomingRequest) => void;
+  log?: Logger;
+}
+
+/**
+ * The daemon's MQTT side: one client that subscribes to inference requests, publishes
+ * replies and keeps the retained status (with a Last Will that marks the device offline).
+ */
+export class MqttTransport {
+  private client?: MqttClient;
+  private statusPayload?: string;
+
+  constructor(private readonly opts: MqttTransportOptions) {}
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  async start(): Promise<void> {
+    const { topics, log } = this.opts;
+    const client = await connectBroker(this.opts.connection, log);
+    this.client = client;
+    client.on('message', (topic, payload, packet) => {
+      const p = packet.properties;
+      this.opts.onRequest({
+        topic,
+        payload,
+        qos: packet.qos,
+        meta: { contentType: p?.contentType, userProperties: p?.userProperties as IncomingRequest['meta']['userProperties'] },
+        responseTopic: p?.responseTopic,
+        correlationData: p?.correlationData,
+        messageExpiryInterval: p?.messageExpiryInterval,
+      });
+    });
+    // After a reconnect the broker has the Will's "offline" retained: say online again.
+    client.on('connect', () => {
+      if (this.statusPayload) void this.publishStatus(this.statusPayload).catch(() => undefined);
+    });
+    await client.subscribeAsync(topics.inferFilter(this.opts.sharedGroup), { qos: 1 });
+  }
+
+  /** Publish a reply; resolves when mqtt.js has written it (QoS 0) or the broker acked it. */
+  publish(topic: string, payload: string, qos: 0 | 1 | 2, correlationData?: Buffer): Promise<void> {
+    const client = this.client;
+    if (!client) return Promise.reject(new Error('not connected'));
+    const options: IClientPublishOptions = { qos };
+    if (correlationData) options.properties = { correlationData, contentType: 'application/json' };
+    return new Promise((resolve, reject) => client.publish(topic, payload, options, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Retained status message; kept so it can be re-sent after a reconnect. */
+  async publishStatus(payload: string): Promise<void> {
+    this.statusPayload = payload;
+    const client = this.client;
+    if (!client) return;
+    await client.publishAsync(this.opts.topics.status, payload, { qos: 1, retain: true });
+  }
+
+  async publishEvent(topic: string, payload: string): Promise<void> {
+    await this.client?.publishAsync(topic, payload, { qos: 1 });
+  }
+
+  /** Stop receiving requests (replies can still be published). */
+  async stopIntake(): Promise<void> {
+    if (this.client?.connected) await this.client.unsubscribeAsync(this.opts.topics.inferFilter(this.opts.sharedGroup)).catch(() => undefined);
+  }
+
+  /** Publish the final status and disconnect cleanly (no Will is sent on a clean disconnect). */
+  async stop(finalStatus?: string): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    if (finalStatus && client.connected) {
+      this.statusPayload = undefined;
+      await Promise.race([client.publishAsync(this.opts.topics.status, finalStatus, { qos: 1, retain: true }), delay(2000)]).catch(() => undefined);
+    }
+    await client.endAsync(false).catch(() => undefined);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

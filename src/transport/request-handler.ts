@@ -1,0 +1,129 @@
+import type { Logger } from 'pino';
+import { EdgeloopError, asEdgeloopError } from '../errors.js';
+import type { ServedModel } from '../engine/index.js';
+import { decodeRequest, type DecodeLimits, type Envelope, type MessageMeta } from './payload-codec.js';
+import type { Topics } from './topics.js';
+
+/** An incoming request as the transport hands it over. */
+export interface IncomingRequest {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  meta: MessageMeta;
+  /** MQTT 5 §4.10 request/response */
+  responseTopic?: string;
+  correlationData?: Buffer;
+  /** MQTT 5 message expiry: the client's own deadline, in seconds. */
+  messageExpiryInterval?: number;
+}
+
+/** How a reply leaves: topic, JSON text, QoS and (MQTT 5) correlation data. */
+export type PublishReply = (topic: string, payload: string, qos: 0 | 1 | 2, correlationData?: Buffer) => Promise<void>;
+
+export interface RequestHandlerOptions {
+  topics: Topics;
+  models: (name: string) => ServedModel | undefined;
+  publish: PublishReply;
+  limits: DecodeLimits;
+  timeoutMs: number;
+  log?: Logger;
+  /** Called with every answered request (for statistics). */
+  onAnswered?: (model: string, ok: boolean, latencyMs: number) => void;
+}
+
+/**
+ * Turns an MQTT request into a reply: decode, validate, queue on the model, post-process,
+ * publish. Every request gets exactly one answer, success or a coded error, at the address
+ * the client asked for; nothing here throws to the transport.
+ */
+export class RequestHandler {
+  private accepting = true;
+  private inFlight = 0;
+  private idle: (() => void)[] = [];
+
+  constructor(private readonly opts: RequestHandlerOptions) {}
+
+  /** Requests being decoded, run or published. */
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  /** From now on, answer new requests with EDGELOOP_SHUTTING_DOWN. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Resolves when every accepted request has been answered and its reply handed to the client. */
+  async settled(): Promise<void> {
+    if (this.inFlight === 0) return;
+    await new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+
+  handle(req: IncomingRequest): void {
+    this.inFlight++;
+    this.process(req)
+      .catch((err) => this.opts.log?.error({ err }, 'reply could not be published'))
+      .finally(() => {
+        if (--this.inFlight === 0) for (const w of this.idle.splice(0)) w();
+      });
+  }
+
+  private async process(req: IncomingRequest): Promise<void> {
+    const started = performance.now();
+    const modelName = this.opts.topics.modelOf(req.topic) ?? '';
+    const model = this.opts.models(modelName);
+    let envelope: Envelope = {};
+    try {
+      if (!this.accepting) throw new EdgeloopError('EDGELOOP_SHUTTING_DOWN', 'the daemon is shutting down');
+      if (!model) {
+        // Still read the envelope so the error reaches the client's reply address.
+        envelope = decodeRequest(req.payload, req.meta, [{ name: 'input', dtype: 'float32', rowSize: 1 }], this.opts.limits).envelope;
+        throw new EdgeloopError('EDGELOOP_MODEL_NOT_FOUND', `model '${modelName}' is not served here`);
+      }
+      const decoded = decodeRequest(req.payload, req.meta, model.inputs, this.opts.limits);
+      envelope = decoded.envelope;
+      if (!decoded.ok) throw decoded.error;
+      const deadline = Date.now() + this.timeoutFor(req, envelope);
+      const result = await model.predict(decoded.feeds, decoded.rows, deadline);
+      const latencyMs = round3(performance.now() - started);
+      const reply: Record<string, unknown> = { model: model.name, version: model.version, predictions: result.predictions, latencyMs };
+      if (envelope.id !== undefined) reply.id = envelope.id;
+      this.opts.onAnswered?.(model.name, true, latencyMs);
+      await this.reply(req, envelope, modelName, JSON.stringify(reply));
+    } catch (err) {
+      const e = asEdgeloopError(err);
+      if (e.code === 'EDGELOOP_INTERNAL') this.opts.log?.error({ err, model: modelName }, 'request failed');
+      else this.opts.log?.debug({ code: e.code, msg: e.message, model: modelName }, 'request refused');
+      const body: Record<string, unknown> = { error: e.toJSON() };
+      if (model) {
+        body.model = model.name;
+        body.version = model.version;
+      }
+      if (envelope.id !== undefined) body.id = envelope.id;
+      this.opts.onAnswered?.(modelName, false, performance.now() - started);
+      await this.reply(req, envelope, modelName, JSON.stringify(body));
+    }
+  }
+
+  private timeoutFor(req: IncomingRequest, envelope: Envelope): number {
+    let ms = envelope.timeoutMs ?? this.opts.timeoutMs;
+    if (req.messageExpiryInterval) ms = Math.min(ms, req.messageExpiryInterval * 1000);
+    return ms;
+  }
+
+  /** MQTT 5 response topic first, then the payload's replyTo, else the model's predictions topic. */
+  private reply(req: IncomingRequest, envelope: Envelope, modelName: string, text: string): Promise<void> {
+    const qos = req.qos;
+    if (req.responseTopic) return this.opts.publish(req.responseTopic, text, qos, req.correlationData);
+    if (envelope.replyTo) return this.opts.publish(envelope.replyTo, text, qos);
+    return this.opts.publish(this.opts.topics.predictions(validTopicLevel(modelName) ? modelName : '_unknown'), text, qos);
+  }
+}
+
+function validTopicLevel(s: string): boolean {
+  return s.length > 0 && !/[+#/\0]/.test(s);
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
