@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -81,7 +82,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       log,
       connection: {
         url,
-        clientId: `edgeloop-${config.deviceId}-${process.pid}`,
+        // Unique per process: daemons sharing a device id (shared subscriptions) must not evict each other.
+        clientId: `edgeloop-${config.deviceId}-${randomBytes(4).toString('hex')}`,
         username: b.username,
         password: b.password,
         ca: b.ca,

@@ -41,11 +41,13 @@ export interface Mosquitto {
 }
 
 /** Start a real Mosquitto broker (installed from Debian's packages by .ci/run) on a free loopback port. */
-export async function startMosquitto(port?: number): Promise<Mosquitto> {
+export async function startMosquitto(port?: number, extraConfig = 'allow_anonymous true'): Promise<Mosquitto> {
   const p = port ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-mosquitto-'));
   const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${p} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n`);
+  // As root, Mosquitto would drop to its own user and lose access to the test's private files.
+  const user = process.getuid?.() === 0 ? 'user root\n' : '';
+  writeFileSync(conf, `${user}listener ${p} 127.0.0.1\n${extraConfig}\npersistence false\nmax_queued_messages 100000\n`);
   const child = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
   await waitForPort(p);
   return {
