@@ -29,7 +29,7 @@ describe('MicroBatcher', () => {
     for (let i = 0; i < 10; i++) {
       expect(results[i].batchRows).toBe(10);
       const expected = await direct(row(i));
-      Array.from(results[i].outputs.probabilities.data).forEach((v, c) => expect(v).toBeCloseTo(expected[c], 5));
+      Array.from(results[i].outputs.probabilities.data as Float32Array).forEach((v, c) => expect(v).toBeCloseTo(expected[c], 5));
     }
   });
 
@@ -46,7 +46,7 @@ describe('MicroBatcher', () => {
     const p = await pair;
     expect(p.outputs.probabilities.data.length).toBe(20);
     const expected = await direct(two);
-    Array.from(p.outputs.probabilities.data).forEach((v, c) => expect(v).toBeCloseTo(expected[c], 5));
+    Array.from(p.outputs.probabilities.data as Float32Array).forEach((v, c) => expect(v).toBeCloseTo(expected[c], 5));
   });
 
   it('answers EDGELOOP_BUSY at once when queueLimit requests wait', async () => {

@@ -1,0 +1,1 @@
+export { openDatabase, migrate, DB_FILE, type Db, type Migration } from './database.js';
