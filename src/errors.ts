@@ -88,6 +88,34 @@ export const ERROR_CATALOGUE = {
     meaning: 'The MQTT broker could not be reached or refused the connection.',
     solve: 'Check --broker, credentials and TLS files; the daemon keeps retrying with back-off.',
   },
+  EDGELOOP_VERSION_NOT_FOUND: {
+    meaning: 'The model has no version of that name on this device.',
+    solve: 'List versions with `edgeloop models show <model>`.',
+  },
+  EDGELOOP_VERSION_EXISTS: {
+    meaning: 'A different bundle with the same model name and version is already installed.',
+    solve: 'Give the new bundle a new version; installed versions are immutable.',
+  },
+  EDGELOOP_VERSION_REJECTED: {
+    meaning: 'The version was rejected earlier (failed trial, failed verification or rolled back).',
+    solve: 'Pick another version, or pass --force if you are sure.',
+  },
+  EDGELOOP_NOTHING_TO_ROLL_BACK: {
+    meaning: 'The model has no earlier version to go back to.',
+    solve: 'See `edgeloop models show <model>`; use `edgeloop activate <model> <version>` for a specific one.',
+  },
+  EDGELOOP_MODEL_PINNED: {
+    meaning: 'The model is pinned: automatic changes (fleet, fine-tuning, gc) leave it alone.',
+    solve: 'Run `edgeloop unpin <model>` first if the change is wanted.',
+  },
+  EDGELOOP_DAEMON_UNREACHABLE: {
+    meaning: 'A daemon holds the state directory but does not answer on its admin socket.',
+    solve: 'Check the daemon (`journalctl`, its log); if it is hung, restart it; the CLI will not change state under it.',
+  },
+  EDGELOOP_DISK_FULL: {
+    meaning: 'There is not enough disk space to complete the write; nothing was changed.',
+    solve: 'Free space (`edgeloop gc`), then retry.',
+  },
   EDGELOOP_USAGE: {
     meaning: 'A CLI command was called with wrong arguments.',
     solve: 'See `edgeloop <command> --help`.',

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerModels } from './models-command.js';
 import { registerPredict } from './predict-command.js';
 import { registerServe } from './serve-command.js';
+import { registerStateCommands } from './state-commands.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -15,6 +16,7 @@ const program = new Command()
 registerServe(program);
 registerPredict(program);
 registerModels(program);
+registerStateCommands(program);
 
 program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 await program.parseAsync(process.argv);

@@ -1,81 +1,95 @@
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { readBundle, readManifest } from '../bundle/index.js';
-import { asEdgeloopError } from '../errors.js';
+import type { AuditRow, ModelSummary, VersionRow } from '../registry/index.js';
 import { fail, formatBytes, table } from './output.js';
+import { openState, type HomeOptions } from './state-client.js';
 
-interface ModelRow {
-  name: string;
-  version: string;
-  runtime: string;
-  task: string;
-  quantization: string;
-  bytes: number;
-  verified: boolean;
-  path: string;
-  problem?: string;
+type Opts = HomeOptions & { json?: boolean };
+
+/** Options shared by every state command. */
+export function stateOptions(cmd: Command): Command {
+  return cmd
+    .option('--home <dir>', 'state directory (default: $EDGELOOP_HOME or ./.edgeloop)')
+    .option('-c, --config <file>', 'device config, for its home')
+    .option('--json', 'machine-readable output');
 }
 
-/** Every bundle in a models folder, with its hashes checked. */
-export async function listModels(dir: string): Promise<ModelRow[]> {
-  const rows: ModelRow[] = [];
-  const entries = await fs.readdir(dir).catch(() => [] as string[]);
-  for (const entry of entries.sort()) {
-    const p = path.join(dir, entry);
-    const stat = await fs.stat(p).catch(() => undefined);
-    if (stat?.isFile() && entry.endsWith('.onnx')) {
-      rows.push({ name: entry.replace(/\.onnx$/, ''), version: '-', runtime: 'onnx', task: '?', quantization: '?', bytes: stat.size, verified: false, path: p, problem: 'bare model: no manifest' });
-      continue;
-    }
-    if (!stat?.isDirectory()) continue;
-    try {
-      const manifest = await readManifest(p);
-      let problem: string | undefined;
-      await readBundle(p).catch((err) => (problem = asEdgeloopError(err).message));
-      rows.push({
-        name: manifest.name,
-        version: manifest.version,
-        runtime: manifest.runtime,
-        task: manifest.task,
-        quantization: manifest.quantization,
-        bytes: manifest.artifacts.reduce((n, a) => n + a.bytes, 0),
-        verified: !problem,
-        path: p,
-        problem,
-      });
-    } catch {
-      continue; // not a bundle folder
-    }
-  }
-  return rows;
+export function print(o: { json?: boolean }, value: unknown, human: () => string): void {
+  process.stdout.write(o.json ? JSON.stringify(value, null, 2) + '\n' : human());
+}
+
+export function modelsTable(models: ModelSummary[]): string {
+  if (models.length === 0) return 'no models installed\n';
+  return table(
+    ['model', 'serving', 'state', 'pinned', 'rollback to', 'versions'],
+    models.map((m) => [m.name, m.serving?.version ?? '-', m.serving?.status ?? 'not serving', m.pinned ? 'yes' : 'no', m.previous?.version ?? '-', m.versions]),
+  );
+}
+
+export function historyTable(rows: AuditRow[]): string {
+  if (rows.length === 0) return 'no history\n';
+  return table(
+    ['when', 'action', 'from', 'to', 'who', 'why'],
+    rows.map((r) => [r.at.replace('T', ' ').slice(0, 19), r.action, r.fromVersion ?? '-', r.toVersion ?? '-', r.actor, r.reason ?? '']),
+  );
+}
+
+function versionsTable(rows: VersionRow[]): string {
+  return table(
+    ['version', 'status', 'source', 'runtime', 'weights', 'size', 'installed', 'note'],
+    rows.map((v) => [v.version, v.status, v.source, v.runtime, v.quantization, formatBytes(v.bytes), v.createdAt.replace('T', ' ').slice(0, 19), v.statusReason ?? '']),
+  );
 }
 
 export function registerModels(program: Command): void {
-  const models = program.command('models').description('model bundles on this device');
-  models
-    .command('list')
-    .description('list the model bundles in the models folder, with their hashes verified')
-    .option('--models <dir>', 'models folder', 'models')
-    .option('--json', 'machine-readable output')
-    .action(async (o: { models: string; json?: boolean }) => {
+  const models = program.command('models').description('model versions on this device');
+
+  stateOptions(models.command('list').description('every model: what serves, its state, what a rollback would go back to')).action(async (o: Opts) => {
+    try {
+      const s = await openState(o);
+      const rows = s.mode === 'daemon' ? await s.call<ModelSummary[]>('GET', '/models') : s.registry.listModels();
+      print(o, rows, () => modelsTable(rows));
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  stateOptions(models.command('show <model>').description('all versions of a model with status and source')).action(async (name: string, o: Opts) => {
+    try {
+      const s = await openState(o);
+      const value = s.mode === 'daemon' ? await s.call<ModelSummary & { all: VersionRow[] }>('GET', `/models/${encodeURIComponent(name)}`) : { ...s.registry.summary(name), all: s.registry.versions(name) };
+      print(o, value, () => `${value.name}  serving ${value.serving?.version ?? '-'} (${value.serving?.status ?? 'not serving'})  pinned: ${value.pinned ? 'yes' : 'no'}\n` + versionsTable(value.all));
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  stateOptions(models.command('history <model>').description('every change to a model: what, from, to, who and why'))
+    .option('--limit <n>', 'newest n entries', (v) => Number(v), 50)
+    .action(async (name: string, o: Opts & { limit: number }) => {
       try {
-        const rows = await listModels(o.models);
-        if (o.json) {
-          process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-          return;
-        }
-        if (rows.length === 0) {
-          process.stdout.write(`no model bundles in ${o.models}\n`);
-          return;
-        }
-        process.stdout.write(
-          table(
-            ['model', 'version', 'runtime', 'task', 'weights', 'size', 'verified'],
-            rows.map((r) => [r.name, r.version, r.runtime, r.task, r.quantization, formatBytes(r.bytes), r.verified ? 'yes' : `NO: ${r.problem}`]),
-          ),
-        );
-        if (rows.some((r) => !r.verified && r.version !== '-')) process.exitCode = 5;
+        const s = await openState(o);
+        const rows = s.mode === 'daemon' ? await s.call<AuditRow[]>('GET', `/models/${encodeURIComponent(name)}/history?limit=${o.limit}`) : s.registry.history(name, o.limit);
+        print(o, rows, () => historyTable(rows));
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  stateOptions(models.command('add <bundle>').description('install a bundle folder or a model.onnx (verified, copied atomically, staged)'))
+    .option('--name <name>', 'model name for a bare .onnx')
+    .option('--version <version>', 'version for a bare .onnx (default: hash prefix)')
+    .option('--reason <text>', 'why, for the history')
+    .addHelpText('after', '\nExample:\n  edgeloop models add ./digits-1.1.0 && edgeloop activate digits 1.1.0')
+    .action(async (bundle: string, o: Opts & { name?: string; version?: string; reason?: string }) => {
+      try {
+        const s = await openState(o, { create: true });
+        const abs = path.resolve(bundle);
+        const row =
+          s.mode === 'daemon'
+            ? await s.call<VersionRow>('POST', '/models', { path: abs, name: o.name, version: o.version, reason: o.reason })
+            : await s.registry.install(abs, { actor: 'cli', source: 'manual', name: o.name, version: o.version, reason: o.reason });
+        print(o, row, () => `installed ${row.model}@${row.version} (${row.status}); serve it with: edgeloop activate ${row.model} ${row.version}\n`);
       } catch (err) {
         fail(err);
       }

@@ -8,6 +8,7 @@ export const EXIT = {
   notFound: 3,
   unreachable: 4,
   invalid: 5,
+  refused: 6,
 } as const;
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
@@ -18,6 +19,12 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   EDGELOOP_TIMEOUT: EXIT.unreachable,
   EDGELOOP_BUNDLE_INVALID: EXIT.invalid,
   EDGELOOP_BUNDLE_TAMPERED: EXIT.invalid,
+  EDGELOOP_VERSION_NOT_FOUND: EXIT.notFound,
+  EDGELOOP_DAEMON_UNREACHABLE: EXIT.unreachable,
+  EDGELOOP_VERSION_REJECTED: EXIT.refused,
+  EDGELOOP_NOTHING_TO_ROLL_BACK: EXIT.refused,
+  EDGELOOP_MODEL_PINNED: EXIT.refused,
+  EDGELOOP_VERSION_EXISTS: EXIT.refused,
 };
 
 /** One clear line on stderr and the documented exit code; the stack only with --verbose. */

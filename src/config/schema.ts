@@ -56,6 +56,26 @@ export const configSchema = z
         interOpNumThreads: z.number().int().min(0).default(1),
       })
       .prefault({}),
+    registry: z
+      .object({
+        /** edgeloop gc keeps this many versions per model (plus serving, rollback target, pinned). */
+        keepVersions: z.number().int().min(1).default(5),
+        trial: z
+          .object({
+            /** Successful inferences needed before a trial version is committed. */
+            minInferences: z.number().int().min(1).default(50),
+            /** Share of requests failing inside the daemon (internal errors, timeouts) that fails the trial. */
+            maxErrorRate: z.number().min(0).max(1).default(0.02),
+            /** Trial p99 latency may be at most this factor of the previous version's. */
+            maxP99Factor: z.number().min(1).default(2),
+            /** The checks must pass within this window. */
+            windowSeconds: z.number().min(1).default(600),
+            /** When the window ends with too little traffic to judge and no failures: commit, or roll back. */
+            onQuietWindow: z.enum(['commit', 'rollback']).default('commit'),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
     tfjs: z
       .object({
         /** Backend priority; the first that initialises wins. */

@@ -7,8 +7,12 @@ import type { ResolvedConfig } from '../config/index.js';
 import { detectHardware } from '../config/index.js';
 import { EdgeloopError } from '../errors.js';
 import type { ServedModel } from '../engine/index.js';
+import { Registry, importShipped, reconcile } from '../registry/index.js';
 import { MqttTransport, RequestHandler, redact, startEmbeddedBroker, topicsFor, type EmbeddedBroker, type Topics } from '../transport/index.js';
-import { loadModelsDir } from './load-models.js';
+import { adminRoutes } from './admin-routes.js';
+import { startAdminServer } from './admin-server.js';
+import { ModelHost } from './model-host.js';
+import { acquireStateLock } from './state-lock.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -23,13 +27,17 @@ export interface DaemonOptions {
 }
 
 /**
- * Wiring and lifecycle. Start order: models (loaded, verified, warmed up) -> broker (embedded
- * or external) -> subscriptions -> retained "online" status. Stop order: stop intake, answer
- * everything in flight, publish "offline", disconnect, close the broker.
+ * Wiring and lifecycle. Start order: state lock -> registry (reconciled after any crash,
+ * shipped models imported) -> serving versions loaded, verified and warmed up -> broker
+ * (embedded or external) -> subscriptions -> admin socket -> retained "online" status.
+ * Stop order: stop intake, answer everything in flight, publish "offline", disconnect, close.
  */
 export class Daemon extends EventEmitter<DaemonEvents> {
   readonly topics: Topics;
-  private models = new Map<string, ServedModel>();
+  registry?: Registry;
+  private host?: ModelHost;
+  private releaseLock?: () => Promise<void>;
+  private admin?: { close(): Promise<void> };
   private broker?: EmbeddedBroker;
   private transport?: MqttTransport;
   private handler?: RequestHandler;
@@ -48,15 +56,28 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   /** Served models by name. */
   servedModels(): ReadonlyMap<string, ServedModel> {
-    return this.models;
+    return new Map(this.host?.all().map((m) => [m.name, m]));
+  }
+
+  /** The model host: activation, rollback and trials (for tests and the admin API). */
+  get models(): ModelHost {
+    return this.host!;
   }
 
   async start(): Promise<void> {
     const { config, log } = this.opts;
     log.info({ deviceId: config.deviceId, version: pkg.version, hardware: detectHardware() }, 'edgeloop starting');
     await fs.mkdir(config.home, { recursive: true });
-    this.models = await loadModelsDir(config.modelsDir, config, { ...config.serving }, log);
-    if (this.models.size === 0) log.warn({ modelsDir: config.modelsDir }, 'no models to serve');
+    this.releaseLock = await acquireStateLock(config.home);
+    const registry = new Registry(config.home);
+    this.registry = registry;
+    const repaired = await reconcile(registry);
+    if (repaired.removed.length || repaired.missing.length) log.warn(repaired, 'state repaired after an unclean stop');
+    const imported = await importShipped(registry, config.modelsDir, log);
+    if (imported.length) log.info({ imported }, 'shipped models imported');
+    this.host = new ModelHost(registry, config, log);
+    await this.host.loadAll();
+    if (this.host.all().length === 0) log.warn({ home: config.home, modelsDir: config.modelsDir }, 'no models to serve');
 
     let url = config.broker.url;
     let protocolVersion = config.broker.protocolVersion;
@@ -68,7 +89,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.brokerUrl = url;
     this.handler = new RequestHandler({
       topics: this.topics,
-      models: (name) => this.models.get(name),
+      models: (name) => this.host!.get(name),
       publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload, qos, correlationData),
       limits: config.serving,
       timeoutMs: config.serving.timeoutMs,
@@ -103,9 +124,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       await this.broker?.close();
       throw new EdgeloopError('EDGELOOP_BROKER_UNREACHABLE', `cannot connect to ${redact(url)}: ${(err as Error).message}`, { cause: err });
     }
+    this.admin = await startAdminServer(config.home, adminRoutes(registry, this.host, () => this.runtimeStatus(), config.registry.keepVersions), log);
+    registry.onChange((change) => {
+      const event = JSON.stringify({ ...change, deviceId: config.deviceId, at: new Date().toISOString() });
+      void this.transport?.publishEvent(this.topics.events('model'), event).catch(() => undefined);
+      void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined);
+    });
     await this.transport.publishStatus(JSON.stringify(this.status()));
-    log.info({ broker: redact(url), requests: this.topics.inferFilter(b.sharedGroup), models: [...this.models.keys()] }, 'edgeloop serving');
-    this.emit('ready', { brokerUrl: url, models: [...this.models.keys()] });
+    const names = this.host.all().map((m) => m.name);
+    log.info({ broker: redact(url), requests: this.topics.inferFilter(b.sharedGroup), models: names }, 'edgeloop serving');
+    this.emit('ready', { brokerUrl: url, models: names });
   }
 
   /** The retained status document. */
@@ -116,14 +144,46 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       since: this.startedAt,
       edgeloop: pkg.version,
       broker: this.broker ? 'embedded' : redact(this.brokerUrl),
-      models: [...this.models.values()].map((m) => ({
-        name: m.name,
-        version: m.version,
-        runtime: m.engine.runtime,
-        backend: m.engine.backend,
-        task: m.manifest.task,
-        quantization: m.manifest.quantization,
-      })),
+      models: (this.host?.all() ?? []).map((m) => {
+        const summary = this.registry?.summary(m.name);
+        return {
+          name: m.name,
+          version: m.version,
+          state: summary?.serving?.status ?? 'active',
+          pinned: summary?.pinned ?? false,
+          runtime: m.engine.runtime,
+          backend: m.engine.backend,
+          task: m.manifest.task,
+          quantization: m.manifest.quantization,
+        };
+      }),
+    };
+  }
+
+  /** The status plus live serving statistics, for `edgeloop status` over the admin socket. */
+  runtimeStatus(): Record<string, unknown> {
+    const base = this.status();
+    return {
+      ...base,
+      pid: process.pid,
+      uptimeSeconds: Math.round(process.uptime()),
+      brokerUrl: redact(this.brokerUrl),
+      rssBytes: process.memoryUsage.rss(),
+      models: (base.models as Record<string, unknown>[]).map((entry) => {
+        const m = this.host!.get(entry.name as string)!;
+        const trial = this.host!.trialOf(m.name);
+        return {
+          ...entry,
+          requests: m.health.ok,
+          failed: m.health.failed,
+          p50Ms: m.health.percentile(50),
+          p99Ms: m.health.percentile(99),
+          meanBatchRows: m.stats.batches ? m.stats.rows / m.stats.batches : null,
+          queued: m.stats.queued,
+          busy: m.stats.busy,
+          trialSince: trial ? new Date(trial.startedAt).toISOString() : null,
+        };
+      }),
     };
   }
 
@@ -136,21 +196,24 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private async doStop(reason: string): Promise<void> {
     const { log, config } = this.opts;
     log.info({ reason, inFlight: this.handler?.pending ?? 0 }, 'edgeloop stopping');
+    await this.admin?.close();
     await this.transport?.stopIntake();
     this.handler?.stopAccepting();
-    const drained = Promise.all([...this.models.values()].map((m) => m.drain())).then(() => this.handler?.settled());
+    const drained = (this.host?.drainAll() ?? Promise.resolve()).then(() => this.handler?.settled());
     const timedOut = await Promise.race([
       drained.then(() => false),
       new Promise<boolean>((r) => setTimeout(() => r(true), config.serving.drainTimeoutMs).unref()),
     ]);
     if (timedOut) {
       log.warn({ drainTimeoutMs: config.serving.drainTimeoutMs }, 'drain timed out; answering the rest with EDGELOOP_SHUTTING_DOWN');
-      for (const m of this.models.values()) m.abort(new EdgeloopError('EDGELOOP_SHUTTING_DOWN', 'the daemon stopped before this request could run'));
+      this.host?.abortAll(new EdgeloopError('EDGELOOP_SHUTTING_DOWN', 'the daemon stopped before this request could run'));
       await this.handler?.settled();
     }
     await this.transport?.stop(JSON.stringify({ deviceId: config.deviceId, online: false, reason, at: new Date().toISOString() }));
     await this.broker?.close();
-    await Promise.all([...this.models.values()].map((m) => m.dispose().catch(() => undefined)));
+    await this.host?.disposeAll();
+    this.registry?.close();
+    await this.releaseLock?.();
     log.info({ reason }, 'edgeloop stopped');
     this.emit('stopped', { reason });
   }

@@ -10,6 +10,29 @@ export type Prediction =
   | { values: number[] }
   | { embedding: number[] };
 
+/** How a served version is doing: what trials judge and `edgeloop status` shows. */
+export class HealthStats {
+  ok = 0;
+  failed = 0;
+  /** The most recent request latencies (ms), a ring buffer. */
+  private readonly latencies = new Float64Array(2048);
+  private count = 0;
+
+  record(ok: boolean, latencyMs: number): void {
+    if (ok) this.ok++;
+    else this.failed++;
+    this.latencies[this.count++ % this.latencies.length] = latencyMs;
+  }
+
+  /** Latency percentile (0-100) over the recent requests, or null with none. */
+  percentile(p: number): number | null {
+    const n = Math.min(this.count, this.latencies.length);
+    if (n === 0) return null;
+    const sorted = this.latencies.slice(0, n).sort();
+    return sorted[Math.min(n - 1, Math.floor((p / 100) * n))];
+  }
+}
+
 export interface PredictResult {
   predictions: Prediction[];
   batchRows: number;
@@ -23,6 +46,7 @@ export class ServedModel {
   readonly name: string;
   readonly version: string;
   readonly inputs: { name: string; dtype: Engine['inputs'][number]['dtype']; rowSize: number }[];
+  readonly health = new HealthStats();
   private readonly batcher: MicroBatcher;
   private readonly mean?: Float32Array;
   private readonly invStd?: Float32Array;

@@ -27,9 +27,9 @@ export interface RequestHandlerOptions {
   limits: DecodeLimits;
   timeoutMs: number;
   log?: Logger;
-  /** Called with every answered request (for statistics). */
-  onAnswered?: (model: string, ok: boolean, latencyMs: number) => void;
 }
+
+const SERVER_FAULTS = new Set(['EDGELOOP_INTERNAL', 'EDGELOOP_TIMEOUT']);
 
 /**
  * Turns an MQTT request into a reply: decode, validate, queue on the model, post-process,
@@ -88,7 +88,7 @@ export class RequestHandler {
       const latencyMs = round3(performance.now() - started);
       const reply: Record<string, unknown> = { model: model.name, version: model.version, predictions: result.predictions, latencyMs };
       if (envelope.id !== undefined) reply.id = envelope.id;
-      this.opts.onAnswered?.(model.name, true, latencyMs);
+      model.health.record(true, latencyMs);
       await this.reply(req, envelope, modelName, JSON.stringify(reply));
     } catch (err) {
       const e = asEdgeloopError(err);
@@ -100,7 +100,8 @@ export class RequestHandler {
         body.version = model.version;
       }
       if (envelope.id !== undefined) body.id = envelope.id;
-      this.opts.onAnswered?.(modelName, false, performance.now() - started);
+      // Only failures of the model count against its health, not the client's bad input.
+      if (model && SERVER_FAULTS.has(e.code)) model.health.record(false, performance.now() - started);
       await this.reply(req, envelope, modelName, JSON.stringify(body));
     }
   }

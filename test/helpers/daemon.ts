@@ -16,7 +16,7 @@ export interface RunningDaemon {
 /** Start a daemon in this process: on the embedded broker (port 0 = any free port) unless `broker` is given. */
 export async function startDaemon(opts: { broker?: string; config?: EdgeloopConfigInput; deviceId?: string } = {}): Promise<RunningDaemon> {
   const deviceId = opts.deviceId ?? `test-${Math.random().toString(36).slice(2, 8)}`;
-  const home = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-home-'));
+  const home = opts.config?.home ?? mkdtempSync(path.join(os.tmpdir(), 'edgeloop-home-'));
   const config = resolveConfig(
     { modelsDir: 'models', ...opts.config, deviceId, home, broker: { port: 0, ...opts.config?.broker, url: opts.broker } },
     {},
