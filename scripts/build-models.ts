@@ -13,7 +13,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as ort from 'onnxruntime-node';
 import { writeBundle, type BundleDraft, type TensorSpec } from '../src/bundle/index.js';
 import { exportToOnnx } from '../src/training/onnx/export-onnx.js';
-import { parseTfjsArtifacts, saveTfjsArtifacts } from '../src/training/tfjs-export.js';
+import { tfjsArtifacts } from '../src/engine/index.js';
+import { saveTfjsArtifacts } from '../src/training/tfjs-export.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DATASET = 'data/digits.csv';
@@ -166,7 +167,7 @@ async function main(): Promise<void> {
   const int8Onnx = exportToOnnx(model, { quantize: 'int8', embeddingOutput: true });
   const fp32Onnx = exportToOnnx(model, { quantize: 'float32', embeddingOutput: true });
   const tfjsFiles = await saveTfjsArtifacts(model, { quantize: 'float32' });
-  const reloaded = await tfl.loadLayersModel(tf.io.fromMemory(parseTfjsArtifacts(tfjsFiles)));
+  const reloaded = await tfl.loadLayersModel(tf.io.fromMemory(tfjsArtifacts(tfjsFiles, 'model.json')));
 
   const predictions = {
     digits: await predictOnnx(int8Onnx, testX),

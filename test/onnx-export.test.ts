@@ -169,6 +169,54 @@ describe('exportToOnnx', () => {
     random.dispose();
   });
 
+  it('int8: a row gets the same answer whatever else is in its batch', async () => {
+    const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
+    // Standardised-feature models: signed inputs (first layer), then non-negative ones after relu.
+    const mlp = tfl.sequential({
+      layers: [
+        tfl.layers.dense({ inputShape: [64], units: 32, activation: 'relu', kernelInitializer: init(21) }),
+        tfl.layers.dense({ units: 16, activation: 'tanh', kernelInitializer: init(22) }),
+        tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(23) }),
+      ],
+    });
+    const cnn = tfl.sequential({
+      layers: [
+        tfl.layers.reshape({ inputShape: [64], targetShape: [8, 8, 1] }),
+        tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(24) }),
+        tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', kernelInitializer: init(25) }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(26) }),
+      ],
+    });
+    const rows = tf.randomNormal([8, 64], 0, 1, 'float32', 31) as tf.Tensor2D;
+    const data = rows.dataSync() as Float32Array;
+    // Row 3 is an outlier: one feature at 90 (a per-batch activation range would coarsen every row).
+    const withOutlier = data.slice();
+    withOutlier[3 * 64 + 17] = 90;
+    const zeros = new Float32Array(64);
+    for (const model of [mlp, cnn]) {
+      for (const weightType of ['uint8', 'int8'] as const) {
+        const session = await ort.InferenceSession.create(exportToOnnx(model, { quantize: 'int8', weightType }));
+        const run = async (x: Float32Array) => (await session.run({ input: new ort.Tensor('float32', x, [x.length / 64, 64]) })).probabilities.data as Float32Array;
+        const batched = await run(withOutlier);
+        const reversed = await run(Float32Array.from({ length: 8 * 64 }, (_, i) => withOutlier[(7 - Math.floor(i / 64)) * 64 + (i % 64)]));
+        for (const r of [0, 1, 2, 4, 5, 6, 7]) {
+          const alone = await run(data.slice(r * 64, (r + 1) * 64));
+          const label = `${model.layers.length}-layer model, ${weightType} weights, row ${r}`;
+          expect(maxAbsDiff(alone, batched.slice(r * 10, (r + 1) * 10)), label).toBe(0);
+          expect(maxAbsDiff(alone, reversed.slice((7 - r) * 10, (8 - r) * 10)), `${label} (reversed batch)`).toBe(0);
+        }
+        // An all-zero row next to the outlier: finite, and again the same as when run alone.
+        const zeroRow = await run(zeros);
+        expect(zeroRow.every(Number.isFinite)).toBe(true);
+        const pair = Float32Array.from([...zeros, ...withOutlier.slice(3 * 64, 4 * 64)]);
+        expect(maxAbsDiff(zeroRow, (await run(pair)).slice(0, 10))).toBe(0);
+        await session.release();
+      }
+    }
+    rows.dispose();
+  });
+
   it('names the class of an unsupported layer', () => {
     const model = tfl.sequential({ layers: [tfl.layers.conv1d({ inputShape: [8, 2], filters: 2, kernelSize: 2 }), tfl.layers.flatten()] });
     expect(() => exportToOnnx(model, { quantize: 'float32' })).toThrow(/Conv1D/);

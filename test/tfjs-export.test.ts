@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseTfjsArtifacts, saveTfjsArtifacts, toFloat16Bytes, quantizeUint8, type TfjsQuantization } from '../src/training/tfjs-export.js';
+import { tfjsArtifacts } from '../src/engine/index.js';
+import { saveTfjsArtifacts, toFloat16Bytes, quantizeUint8, type TfjsQuantization } from '../src/training/tfjs-export.js';
 
 const CLASSES = 5;
 const DIMS = 20;
@@ -29,7 +30,7 @@ function argmaxRows(values: ArrayLike<number>): number[] {
 
 async function roundTrip(model: tfl.LayersModel, quantize: TfjsQuantization): Promise<{ files: Map<string, Uint8Array>; loaded: tfl.LayersModel }> {
   const files = await saveTfjsArtifacts(model, { quantize });
-  const { modelTopology, weightSpecs, weightData } = parseTfjsArtifacts(files);
+  const { modelTopology, weightSpecs, weightData } = tfjsArtifacts(files, 'model.json');
   const loaded = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology, weightSpecs, weightData }));
   return { files, loaded };
 }

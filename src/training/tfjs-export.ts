@@ -45,21 +45,6 @@ export async function saveTfjsArtifacts(model: LayersModel, opts: SaveTfjsOption
   ]);
 }
 
-/**
- * The in-memory artifacts (topology, specs, weight bytes) of files written by
- * {@link saveTfjsArtifacts}, ready for `tf.io.fromMemory(...)` / `loadLayersModel`.
- */
-export function parseTfjsArtifacts(files: ReadonlyMap<string, Uint8Array>): tf.io.ModelArtifacts {
-  const json = files.get(TFJS_MODEL_FILE);
-  const weights = files.get(TFJS_WEIGHTS_FILE);
-  if (!json || !weights) throw new Error(`tfjs artifacts need ${TFJS_MODEL_FILE} and ${TFJS_WEIGHTS_FILE}`);
-  const model = JSON.parse(new TextDecoder().decode(json)) as tf.io.ModelJSON;
-  const weightSpecs = model.weightsManifest.flatMap((group) => group.weights);
-  // Copy into a fresh ArrayBuffer: the bytes may be a view into a larger (Node) buffer.
-  const weightData = weights.slice().buffer;
-  return { modelTopology: model.modelTopology, weightSpecs, weightData, format: model.format, generatedBy: model.generatedBy, convertedBy: model.convertedBy };
-}
-
 /** Re-encode the weight bytes: float32 weights quantized as asked, other dtypes copied as-is. */
 function encodeWeights(specs: WeightSpec[], bytes: Uint8Array, quantize: TfjsQuantization): { specs: WeightSpec[]; data: Uint8Array } {
   if (quantize === 'float32') return { specs, data: bytes };

@@ -7,6 +7,14 @@ type Layer = LayersModel['layers'][number];
 const SELU_ALPHA = 1.6732632423543772;
 const SELU_SCALE = 1.0507009873554805;
 
+/** Activations whose every output is >= 0 (softplus and sigmoid can round to exactly 0). */
+const NON_NEGATIVE = new Set(['relu', 'relu6', 'sigmoid', 'hardSigmoid', 'softmax', 'softplus']);
+
+/** Whether the tfjs activation `name` only ever outputs values >= 0. */
+export function isNonNegative(name: string): boolean {
+  return NON_NEGATIVE.has(name);
+}
+
 /**
  * Append the ONNX equivalent of a tfjs activation (by its serialised name, e.g. 'relu') and
  * return the output tensor name. Softmax runs over the channel axis, which is axis 1 while the

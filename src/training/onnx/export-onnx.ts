@@ -1,11 +1,16 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { activation } from './activations.js';
+import { activation, isNonNegative } from './activations.js';
 import { OnnxGraphBuilder } from './onnx-writer.js';
-import { quantizePerChannel, type WeightType } from './quantize.js';
+import type { WeightType } from './quantize.js';
+import { quantizedLinear } from './quantized-linear.js';
 
 /** Options of {@link exportToOnnx}. */
 export interface ExportOnnxOptions {
-  /** 'int8': dynamic quantization of Dense and Conv2D weights; everything else stays float32. */
+  /**
+   * 'int8': Dense and Conv2D run as MatMulInteger / ConvInteger with per-channel int8 weights and
+   * activations quantized per row at run time, so a row's result does not depend on its batch
+   * (see quantizedLinear); everything else stays float32.
+   */
   quantize: 'float32' | 'int8';
   /** Graph input name (default 'input'). */
   inputName?: string;
@@ -63,6 +68,9 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
     nchw = false;
   };
 
+  // True while every value of the current tensor is known to be >= 0 (e.g. after a relu): its
+  // per-row int8 quantization then needs no zero point.
+  let nonNegative = false;
   for (const layer of layers) {
     const cls = layer.getClassName();
     const cfg = layer.getConfig() as Record<string, unknown>;
@@ -76,13 +84,15 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
         const bias = w.get('bias');
         const [nIn, nOut] = kernel.shape;
         if (int8) {
-          cur = quantizedLinear(g, 'MatMulInteger', cur, layer.name, kernel.data, nOut, (i) => i % nOut, [nIn, nOut], [nOut], bias?.data, weightType, {});
+          const spec = { op: 'MatMulInteger', name: layer.name, weights: kernel.data, dims: [nIn, nOut], channels: nOut, channelOf: (i: number) => i % nOut, channelShape: [nOut], bias: bias?.data, weightType, attrs: {} } as const;
+          cur = quantizedLinear(g, cur, spec, nonNegative);
         } else {
           const W = g.addFloats(`${layer.name}/kernel`, kernel.data, [nIn, nOut]);
           const inputs = bias ? [cur, W, g.addFloats(`${layer.name}/bias`, bias.data)] : [cur, W];
           [cur] = g.addNode('Gemm', inputs, 1);
         }
         cur = activation(g, cur, String(cfg.activation ?? 'linear'), layer, nchw);
+        nonNegative = isNonNegative(String(cfg.activation ?? 'linear'));
         if (layer === embeddingLayer) g.addNode('Identity', [cur], ['embedding']);
         break;
       }
@@ -96,13 +106,15 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
         const bias = w.get('bias');
         if (int8) {
           const per = cin * kh * kw;
-          cur = quantizedLinear(g, 'ConvInteger', cur, layer.name, wOnnx, cout, (i) => Math.floor(i / per), [cout, cin, kh, kw], [cout, 1, 1], bias?.data, weightType, attrs);
+          const spec = { op: 'ConvInteger', name: layer.name, weights: wOnnx, dims: [cout, cin, kh, kw], channels: cout, channelOf: (i: number) => Math.floor(i / per), channelShape: [cout, 1, 1], bias: bias?.data, weightType, attrs } as const;
+          cur = quantizedLinear(g, cur, spec, nonNegative);
         } else {
           const W = g.addFloats(`${layer.name}/kernel`, wOnnx, [cout, cin, kh, kw]);
           const inputs = bias ? [cur, W, g.addFloats(`${layer.name}/bias`, bias.data)] : [cur, W];
           [cur] = g.addNode('Conv', inputs, 1, attrs);
         }
         cur = activation(g, cur, String(cfg.activation ?? 'linear'), layer, nchw);
+        nonNegative = isNonNegative(String(cfg.activation ?? 'linear'));
         break;
       }
       case 'MaxPooling2D':
@@ -128,10 +140,12 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
         const axis = cfg.axis as number;
         if (axis !== -1 && axis !== rankIn - 1) throw new Error(`exportToOnnx: BatchNormalization layer '${layer.name}' must normalise the last axis`);
         cur = batchNorm(g, cur, layer, w, Number(cfg.epsilon), nchw);
+        nonNegative = false;
         break;
       }
       case 'Activation':
         cur = activation(g, cur, String(cfg.activation), layer, nchw);
+        nonNegative = isNonNegative(String(cfg.activation)) || (nonNegative && cfg.activation === 'linear');
         break;
       case 'Reshape': {
         toNhwc();
@@ -150,39 +164,6 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
   toNhwc();
   g.addNode('Identity', [cur], [outputName]);
   return g.encode(`exported from tfjs model '${model.name}' (${opts.quantize})`);
-}
-
-/**
- * Dynamic quantization of one Dense (MatMulInteger) or Conv2D (ConvInteger) layer:
- * activations are quantized to uint8 at run time by DynamicQuantizeLinear; weights are stored
- * quantized with one symmetric scale per output channel, applied after the integer product
- * together with the activation scale, then the float bias is added.
- */
-function quantizedLinear(
-  g: OnnxGraphBuilder,
-  op: 'MatMulInteger' | 'ConvInteger',
-  x: string,
-  name: string,
-  weights: Float32Array,
-  channels: number,
-  channelOf: (i: number) => number,
-  dims: number[],
-  channelShape: number[],
-  bias: Float32Array | undefined,
-  weightType: WeightType,
-  attrs: Record<string, number[]>,
-): string {
-  const q = quantizePerChannel(weights, channels, channelOf, weightType);
-  const W = g.addInitializer(`${name}/kernel_quantized`, weightType, dims, q.values);
-  const wZero = g.addInitializer(`${name}/kernel_zero_point`, weightType, [], [q.zeroPoint]);
-  const wScale = g.addFloats(`${name}/kernel_scale`, q.scales, channelShape);
-  const [xq, xScale, xZero] = g.addNode('DynamicQuantizeLinear', [x], [g.uniqueName(`${name}/x_q`), g.uniqueName(`${name}/x_scale`), g.uniqueName(`${name}/x_zero_point`)]);
-  const [acc] = g.addNode(op, [xq, W, xZero, wZero], 1, attrs);
-  const [accF] = g.addNode('Cast', [acc], 1, { to: 1 /* FLOAT */ });
-  const [scale] = g.addNode('Mul', [xScale, wScale], 1);
-  let [y] = g.addNode('Mul', [accF, scale], 1);
-  if (bias) [y] = g.addNode('Add', [y, g.addFloats(`${name}/bias`, bias, channelShape)], 1);
-  return y;
 }
 
 /** BatchNormalization at inference folded into x * s + t per channel (s = gamma / sqrt(var + eps)). */
