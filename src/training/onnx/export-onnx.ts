@@ -19,9 +19,9 @@ export interface ExportOnnxOptions {
   /** Add a second output `embedding`: the penultimate Dense layer's output, after its activation. */
   embeddingOutput?: boolean;
   /**
-   * Storage type of quantized weights (default 'uint8', zero point 128). uint8 x uint8 is the
-   * combination onnxruntime computes without the 16-bit saturation its AVX2 (pre-VNNI) u8s8
-   * kernels can hit; 'int8' (zero point 0) is also accepted by ORT's CPU kernels.
+   * Storage type of quantized weights: 'int8' (default; 7-bit range so ORT's AVX2 u8s8
+   * kernels cannot saturate, see quantize.ts) runs on ORT's fast u8s8 kernels; 'uint8' (zero
+   * point 128, full 8-bit range) on its slower u8u8 ones.
    */
   weightType?: WeightType;
 }
@@ -42,7 +42,7 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
   const inputName = opts.inputName ?? 'input';
   const outputName = opts.outputName ?? 'probabilities';
   const int8 = opts.quantize === 'int8';
-  const weightType = opts.weightType ?? 'uint8';
+  const weightType = opts.weightType ?? 'int8';
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('exportToOnnx: only single-input, single-output models are supported');
 
   const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
