@@ -50,7 +50,7 @@ describe('MicroBatcher', () => {
   });
 
   it('answers EDGELOOP_BUSY at once when queueLimit requests wait', async () => {
-    const b = new MicroBatcher(engine, { maxBatch: 1000, maxDelayMs: 30, queueLimit: 3 });
+    const b = new MicroBatcher(engine, { maxBatch: 1000, maxDelayMs: 30, queueLimit: 3, batchWindow: 'fixed' });
     const settled = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => b.submit({ input: row(i) }, 1, far())));
     expect(settled.filter((s) => s.status === 'fulfilled')).toHaveLength(3);
     const refused = settled.filter((s) => s.status === 'rejected') as PromiseRejectedResult[];
@@ -59,7 +59,7 @@ describe('MicroBatcher', () => {
   });
 
   it('answers EDGELOOP_TIMEOUT for a request whose deadline passes in the queue', async () => {
-    const b = new MicroBatcher(engine, { maxBatch: 32, maxDelayMs: 40, queueLimit: 10 });
+    const b = new MicroBatcher(engine, { maxBatch: 32, maxDelayMs: 40, queueLimit: 10, batchWindow: 'fixed' });
     const late = b.submit({ input: row(1) }, 1, Date.now() + 5);
     const onTime = b.submit({ input: row(2) }, 1, far());
     await expect(late).rejects.toMatchObject({ code: 'EDGELOOP_TIMEOUT' });
@@ -73,11 +73,22 @@ describe('MicroBatcher', () => {
   });
 
   it('drains: everything queued is answered, then new requests are refused', async () => {
-    const b = new MicroBatcher(engine, { maxBatch: 4, maxDelayMs: 50, queueLimit: 100 });
+    const b = new MicroBatcher(engine, { maxBatch: 4, maxDelayMs: 50, queueLimit: 100, batchWindow: 'fixed' });
     const queued = Array.from({ length: 10 }, (_, i) => b.submit({ input: row(i) }, 1, far()));
     await b.drain();
     const results = await Promise.all(queued);
     expect(results).toHaveLength(10);
     await expect(b.submit({ input: row(1) }, 1, far())).rejects.toMatchObject({ code: 'EDGELOOP_SHUTTING_DOWN' });
+  });
+});
+
+describe('MicroBatcher adaptive window', () => {
+  it('runs a lone request at once instead of waiting maxDelayMs, and batches what arrives while the engine runs', async () => {
+    const b = new MicroBatcher(engine, { maxBatch: 32, maxDelayMs: 1000, queueLimit: 100 });
+    const started = performance.now();
+    await b.submit({ input: row(1) }, 1, far());
+    expect(performance.now() - started).toBeLessThan(500); // far below the 1000 ms window it did not wait for
+    const burst = await Promise.all(Array.from({ length: 6 }, (_, i) => b.submit({ input: row(i) }, 1, far())));
+    expect(burst.every((r) => r.batchRows === 6)).toBe(true);
   });
 });

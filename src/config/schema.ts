@@ -37,8 +37,10 @@ export const configSchema = z
     serving: z
       .object({
         maxBatch: z.number().int().min(1).max(4096).default(32),
-        /** How long the first request of a batch waits for company. */
+        /** 'fixed' mode: how long the first request of a batch waits for company. */
         maxDelayMs: z.number().min(0).max(1000).default(2),
+        /** 'adaptive': run at once when idle, batch what arrives while the engine runs; 'fixed': always wait maxDelayMs. */
+        batchWindow: z.enum(['adaptive', 'fixed']).default('adaptive'),
         /** Requests waiting per model before new ones get EDGELOOP_BUSY. */
         queueLimit: z.number().int().min(1).default(1024),
         timeoutMs: z.number().int().min(1).default(5000),

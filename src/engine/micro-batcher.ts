@@ -5,8 +5,15 @@ import { TYPED_ARRAYS, type Engine, type EngineTensor, type TypedArray } from '.
 export interface BatcherOptions {
   /** Most rows in one engine call. */
   maxBatch: number;
-  /** How long the first request of a batch waits for others. */
+  /** In 'fixed' mode, how long the first request of a batch waits for others. */
   maxDelayMs: number;
+  /**
+   * 'adaptive' (default): an idle engine runs what has arrived at the next turn of the event
+   * loop, and requests arriving while it runs form the next batch, so batches grow with load
+   * and an idle device answers at once. 'fixed': always wait maxDelayMs for company (for
+   * accelerators where a bigger batch is worth the latency).
+   */
+  batchWindow?: 'adaptive' | 'fixed';
   /** Requests waiting at most; beyond that submit() fails at once with EDGELOOP_BUSY. */
   queueLimit: number;
   /** Clock, injectable for tests. */
@@ -48,7 +55,8 @@ export class MicroBatcher {
   private head = 0;
   private queuedRows = 0;
   private running: Pending[] | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** A flush scheduled for later (a timer in 'fixed' mode, setImmediate in 'adaptive'). */
+  private scheduled: { cancel(): void } | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
@@ -90,11 +98,7 @@ export class MicroBatcher {
   /** Stop taking requests; resolves when everything queued or running has been answered. */
   async drain(): Promise<void> {
     this.closed = true;
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      void this.flush();
-    }
+    if (this.scheduled) this.flushNow();
     if (!this.running && this.head === this.queue.length) return this.stopSweeper();
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.stopSweeper();
@@ -116,16 +120,22 @@ export class MicroBatcher {
 
   private schedule(): void {
     if (this.running) return; // the end of the running batch picks the queue up
-    if (this.queuedRows >= this.opts.maxBatch || this.closed) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
-      void this.flush();
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        void this.flush();
-      }, this.opts.maxDelayMs);
+    if (this.queuedRows >= this.opts.maxBatch || this.closed) return this.flushNow();
+    if (this.scheduled) return;
+    if (this.opts.batchWindow === 'fixed') {
+      const t = setTimeout(() => this.flushNow(), this.opts.maxDelayMs);
+      this.scheduled = { cancel: () => clearTimeout(t) };
+    } else {
+      // Every message already read from the socket in this turn joins the batch.
+      const i = setImmediate(() => this.flushNow());
+      this.scheduled = { cancel: () => clearImmediate(i) };
     }
+  }
+
+  private flushNow(): void {
+    this.scheduled?.cancel();
+    this.scheduled = undefined;
+    void this.flush();
   }
 
   private takeBatch(): Pending[] {
@@ -193,11 +203,8 @@ export class MicroBatcher {
       this.running = undefined;
     }
     // Requests that arrived while the engine ran have waited already: run them now.
-    if (this.head < this.queue.length) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
-      void this.flush();
-    } else this.maybeIdle();
+    if (this.head < this.queue.length) this.flushNow();
+    else this.maybeIdle();
   }
 
   private maybeIdle(): void {

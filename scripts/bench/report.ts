@@ -1,0 +1,43 @@
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import { pathToFileURL } from 'node:url';
+
+/** Nearest-rank percentile of an unsorted sample (copied and sorted here). */
+export function percentiles(values: ArrayLike<number>, ps: number[]): number[] {
+  const sorted = Float64Array.from(values).sort();
+  if (sorted.length === 0) return ps.map(() => NaN);
+  return ps.map((p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]);
+}
+
+/** A markdown table; cells are printed as given. */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
+  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function fmt(x: number, digits = 0): string {
+  if (!Number.isFinite(x)) return 'n/a';
+  return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function met(ok: boolean): string {
+  return ok ? 'met' : '**not met**';
+}
+
+/** One line describing the machine, for the record. */
+export function machine(): string {
+  const cpus = os.cpus();
+  let broker = 'mosquitto ?';
+  try {
+    // `mosquitto -h` exits 3 but prints its version on the first line.
+    broker = execFileSync('mosquitto', ['-h'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0];
+  } catch (err) {
+    broker = String((err as { stdout?: string }).stdout ?? '').split('\n')[0] || broker;
+  }
+  return `${os.availableParallelism()} cores (${cpus[0]?.model ?? 'unknown cpu'}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}, ${broker}`;
+}
+
+/** True when the module at `url` is the script node was started with (run on its own). */
+export function isMain(url: string): boolean {
+  return process.argv[1] !== undefined && url === pathToFileURL(process.argv[1]).href;
+}
