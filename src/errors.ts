@@ -120,6 +120,59 @@ export const ERROR_CATALOGUE = {
     meaning: 'A CLI command was called with wrong arguments.',
     solve: 'See `edgeloop <command> --help`.',
   },
+  EDGELOOP_DATA_INVALID: {
+    meaning: 'A training or evaluation data file is missing, empty or not the numeric table the command needs.',
+    solve: 'Fix the file and line the message names: a header row, numeric features, the --label column present.',
+  },
+  EDGELOOP_SPEC_INVALID: {
+    meaning: 'A model spec or tuning grid does not match the spec format, or describes impossible shapes.',
+    solve: 'Fix the field the message names; see "Training toolchain" in the README for the spec format.',
+  },
+  EDGELOOP_TRAINING_FAILED: {
+    meaning: 'Training could not finish (the loss diverged, or the trainer stopped unexpectedly).',
+    solve: 'Lower the learning rate or check the data; rerun with --verbose for details.',
+  },
+  EDGELOOP_EXPORT_FAILED: {
+    meaning: 'A trained model could not be exported to the requested format.',
+    solve: 'Use layers the exporter supports (see the spec format) or another export variant.',
+  },
+  EDGELOOP_RUN_NOT_FOUND: {
+    meaning: 'No training run with that id is in the experiment log.',
+    solve: 'List the runs with `edgeloop runs list` (and the same --home).',
+  },
+  // Fleet sync (src/sync): release trust, downloads, keys.
+  EDGELOOP_SIGNATURE_INVALID: {
+    meaning: 'Release metadata is not signed by a trusted key (unknown key id, or a signature that does not verify).',
+    solve: "Put the operator's public key (the .pub from `edgeloop keygen`) in sync.trustedKeys; re-publish if the metadata was altered.",
+  },
+  EDGELOOP_METADATA_INVALID: {
+    meaning: 'Release metadata is malformed, too large, or for another channel.',
+    solve: 'Publish the channel again with `edgeloop publish`; check sync.repoUrl and sync.channel.',
+  },
+  EDGELOOP_METADATA_EXPIRED: {
+    meaning: 'Release metadata is past its expiry time, so nothing in it is installed (freeze attack).',
+    solve: 'Publish again (a new serial with a fresh --expires); check the device clock.',
+  },
+  EDGELOOP_METADATA_REPLAYED: {
+    meaning: 'Release metadata is older than, or conflicts with, metadata this device accepted before (replay or rollback attack).',
+    solve: 'Publish with `edgeloop publish`, which always raises the serial; never put an old channel file back.',
+  },
+  EDGELOOP_UPDATE_REJECTED: {
+    meaning: 'A release was refused by policy: a downgrade not marked as a rollback, or a bundle that is not the model and version its entry names.',
+    solve: 'Order a downgrade with `edgeloop publish --rollback`; publish each bundle under its own name and a new version.',
+  },
+  EDGELOOP_UPDATE_TOO_LARGE: {
+    meaning: 'The release is larger than this device accepts (sync.maxBundleBytes).',
+    solve: 'Release a smaller bundle (quantize it), or raise sync.maxBundleBytes on the devices.',
+  },
+  EDGELOOP_DOWNLOAD_FAILED: {
+    meaning: 'The release repository could not be reached, or did not serve a file, after every retry.',
+    solve: 'Check sync.repoUrl and the HTTP server; the next round resumes an interrupted download where it stopped.',
+  },
+  EDGELOOP_KEY_INVALID: {
+    meaning: 'A signing or trusted key is missing, unreadable, or not an Ed25519 PEM key.',
+    solve: 'Create keys with `edgeloop keygen`; give publish the private key and devices the .pub file.',
+  },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -25,6 +25,18 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   EDGELOOP_NOTHING_TO_ROLL_BACK: EXIT.refused,
   EDGELOOP_MODEL_PINNED: EXIT.refused,
   EDGELOOP_VERSION_EXISTS: EXIT.refused,
+  EDGELOOP_DATA_INVALID: EXIT.usage,
+  EDGELOOP_SPEC_INVALID: EXIT.usage,
+  EDGELOOP_RUN_NOT_FOUND: EXIT.notFound,
+  // Fleet sync
+  EDGELOOP_SIGNATURE_INVALID: EXIT.invalid,
+  EDGELOOP_METADATA_INVALID: EXIT.invalid,
+  EDGELOOP_METADATA_EXPIRED: EXIT.invalid,
+  EDGELOOP_METADATA_REPLAYED: EXIT.invalid,
+  EDGELOOP_UPDATE_REJECTED: EXIT.refused,
+  EDGELOOP_UPDATE_TOO_LARGE: EXIT.refused,
+  EDGELOOP_DOWNLOAD_FAILED: EXIT.unreachable,
+  EDGELOOP_KEY_INVALID: EXIT.usage,
 };
 
 /** One clear line on stderr and the documented exit code; the stack only with --verbose. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { driftOptionsSchema } from '../drift/index.js';
 
 /** Device configuration: one schema, validated once at start-up (see load-config.ts). */
 export const configSchema = z
@@ -68,7 +69,7 @@ export const configSchema = z
             minInferences: z.number().int().min(1).default(50),
             /** Share of requests failing inside the daemon (internal errors, timeouts) that fails the trial. */
             maxErrorRate: z.number().min(0).max(1).default(0.02),
-            /** Trial p99 latency may be at most this factor of the previous version's. */
+            /** Trial p99 engine-call latency may be at most this factor of the previous version's. */
             maxP99Factor: z.number().min(1).default(2),
             /** The checks must pass within this window. */
             windowSeconds: z.number().min(1).default(600),
@@ -78,12 +79,40 @@ export const configSchema = z
           .prefault({}),
       })
       .prefault({}),
+    /** Drift monitoring against each bundle's reference profile (windows, statistics, alerts). */
+    drift: driftOptionsSchema.prefault({}),
     tfjs: z
       .object({
         /** Backend priority; the first that initialises wins. */
         backends: z.array(z.enum(['tensorflow', 'wasm', 'cpu'])).min(1).default(['tensorflow', 'wasm', 'cpu']),
       })
       .prefault({}),
+    /** Fleet sync (signed releases from a static HTTP repository); absent = off. See README "For fleet operators". */
+    sync: z
+      .object({
+        /** Base URL of the release repository (holds channels/ and blobs/). */
+        repoUrl: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL'),
+        channel: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ -').default('stable'),
+        /** Ed25519 public keys allowed to sign releases: PEM file paths or inline PEM (several, for key rotation). */
+        trustedKeys: z.array(z.string().min(1)).min(1),
+        pollIntervalSeconds: z.number().min(1).default(300),
+        /** A release (bundle.json plus artifacts) larger than this is refused before downloading. */
+        maxBundleBytes: z.number().int().min(1024).default(256 * 1024 * 1024),
+        /** Connect and idle timeout of every HTTP request. */
+        timeoutMs: z.number().int().min(100).default(30_000),
+        /** Retries of a failed request (exponential back-off with jitter between retryBaseMs and retryMaxMs). */
+        retries: z.number().int().min(0).max(20).default(5),
+        retryBaseMs: z.number().int().min(1).default(1000),
+        retryMaxMs: z.number().int().min(1).default(60_000),
+        /** A whole sync round (metadata and every download) ends after this long. */
+        roundTimeoutSeconds: z.number().min(1).default(3600),
+        /** Free disk space that must remain after a release is downloaded and installed. */
+        reserveBytes: z.number().int().min(0).default(16 * 1024 * 1024),
+        /** CA file (PEM) for an https repository with a private CA. */
+        ca: z.string().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -9,6 +9,8 @@ import { EdgeloopError } from '../errors.js';
 import type { ServedModel } from '../engine/index.js';
 import { Registry, importShipped, reconcile } from '../registry/index.js';
 import { MqttTransport, RequestHandler, redact, startEmbeddedBroker, topicsFor, type EmbeddedBroker, type Topics } from '../transport/index.js';
+import { SyncService } from '../sync/index.js';
+import { DriftService, driftAdminRoutes } from '../drift/index.js';
 import { adminRoutes } from './admin-routes.js';
 import { startAdminServer } from './admin-server.js';
 import { ModelHost } from './model-host.js';
@@ -42,6 +44,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private transport?: MqttTransport;
   private handler?: RequestHandler;
   private stopping?: Promise<void>;
+  /** Fleet sync, when the config has a `sync` section. */
+  sync?: SyncService;
+  /** Drift monitoring of every served model that carries a reference profile. */
+  drift?: DriftService;
   private startedAt = new Date().toISOString();
   brokerUrl = '';
 
@@ -75,7 +81,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (repaired.removed.length || repaired.missing.length) log.warn(repaired, 'state repaired after an unclean stop');
     const imported = await importShipped(registry, config.modelsDir, log);
     if (imported.length) log.info({ imported }, 'shipped models imported');
-    this.host = new ModelHost(registry, config, log);
+    this.drift = DriftService.open(config.home, {
+      options: config.drift,
+      log: log.child({ component: 'drift' }),
+      onAlert: (e) => this.driftEvent(e, 'warn'),
+      onClear: (e) => this.driftEvent(e, 'info'),
+    });
+    const drift = this.drift;
+    // predict() standardises the feed in place, so the monitor bins standardised values.
+    this.host = new ModelHost(registry, config, log, (model) => drift.attach(model, { inputs: 'standardized' }));
     await this.host.loadAll();
     if (this.host.all().length === 0) log.warn({ home: config.home, modelsDir: config.modelsDir }, 'no models to serve');
 
@@ -94,6 +108,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       limits: config.serving,
       timeoutMs: config.serving.timeoutMs,
       log,
+      onServed: (model, feeds, rows, predictions) => {
+        const monitor = drift.get(model.name);
+        const feed = feeds[model.inputs[0].name];
+        if (monitor?.version === model.version && feed instanceof Float32Array) monitor.observe(feed, rows, predictions);
+      },
     });
     const b = config.broker;
     this.transport = new MqttTransport({
@@ -124,13 +143,29 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       await this.broker?.close();
       throw new EdgeloopError('EDGELOOP_BROKER_UNREACHABLE', `cannot connect to ${redact(url)}: ${(err as Error).message}`, { cause: err });
     }
-    this.admin = await startAdminServer(config.home, adminRoutes(registry, this.host, () => this.runtimeStatus(), config.registry.keepVersions), log);
+    // Fleet sync (src/sync): built before the admin API (POST/GET /sync), started once serving.
+    if (config.sync) {
+      this.sync = await SyncService.create({
+        config: config.sync,
+        deviceId: config.deviceId,
+        home: config.home,
+        registry,
+        host: this.host,
+        log: log.child({ component: 'sync' }),
+        subscribe: (topic, handler) => this.transport!.subscribe(topic, handler),
+        onEvent: (event) => void this.transport?.publishEvent(this.topics.events('sync'), JSON.stringify(event)).catch(() => undefined),
+        onStatusChange: () => void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined),
+      });
+    }
+    this.admin = await startAdminServer(config.home, [...adminRoutes(registry, this.host, () => this.runtimeStatus(), config.registry.keepVersions, this.sync), ...driftAdminRoutes(drift)], log);
     registry.onChange((change) => {
       const event = JSON.stringify({ ...change, deviceId: config.deviceId, at: new Date().toISOString() });
       void this.transport?.publishEvent(this.topics.events('model'), event).catch(() => undefined);
       void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined);
     });
     await this.transport.publishStatus(JSON.stringify(this.status()));
+    await this.sync?.start();
+    this.drift.start();
     const names = this.host.all().map((m) => m.name);
     log.info({ broker: redact(url), requests: this.topics.inferFilter(b.sharedGroup), models: names }, 'edgeloop serving');
     this.emit('ready', { brokerUrl: url, models: names });
@@ -155,8 +190,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           backend: m.engine.backend,
           task: m.manifest.task,
           quantization: m.manifest.quantization,
+          sync: this.sync?.resultFor(m.name) ?? null,
+          drift: this.driftState(m.name),
         };
       }),
+      sync: this.sync ? { channel: this.sync.channel, serial: this.sync.status().serial } : null,
     };
   }
 
@@ -169,6 +207,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       uptimeSeconds: Math.round(process.uptime()),
       brokerUrl: redact(this.brokerUrl),
       rssBytes: process.memoryUsage.rss(),
+      memory: process.memoryUsage(),
       models: (base.models as Record<string, unknown>[]).map((entry) => {
         const m = this.host!.get(entry.name as string)!;
         const trial = this.host!.trialOf(m.name);
@@ -176,8 +215,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           ...entry,
           requests: m.health.ok,
           failed: m.health.failed,
-          p50Ms: m.health.percentile(50),
-          p99Ms: m.health.percentile(99),
+          p50Ms: m.health.latency.percentile(50),
+          p99Ms: m.health.latency.percentile(99),
+          engineP99Ms: m.health.engine.percentile(99),
           meanBatchRows: m.stats.batches ? m.stats.rows / m.stats.batches : null,
           queued: m.stats.queued,
           busy: m.stats.busy,
@@ -185,6 +225,20 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         };
       }),
     };
+  }
+
+  /** Drift state of a model for the status document: monitored or not, alert, last window. */
+  private driftState(name: string): Record<string, unknown> | null {
+    const monitor = this.drift?.get(name);
+    if (!monitor) return null;
+    const st = monitor.status();
+    return { alert: st.alert, lastWindow: st.last, consecutiveDrifting: st.consecutiveDrifting };
+  }
+
+  private driftEvent(e: { message: string }, level: 'warn' | 'info'): void {
+    this.opts.log[level]({ drift: e }, e.message);
+    void this.transport?.publishEvent(this.topics.events('drift'), JSON.stringify({ ...e, deviceId: this.opts.config.deviceId })).catch(() => undefined);
+    void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined);
   }
 
   /** Graceful stop: intake off, in-flight requests answered, offline status, disconnect. Idempotent. */
@@ -197,6 +251,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const { log, config } = this.opts;
     log.info({ reason, inFlight: this.handler?.pending ?? 0 }, 'edgeloop stopping');
     await this.admin?.close();
+    await this.sync?.stop();
     await this.transport?.stopIntake();
     this.handler?.stopAccepting();
     const drained = (this.host?.drainAll() ?? Promise.resolve()).then(() => this.handler?.settled());
@@ -212,6 +267,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.transport?.stop(JSON.stringify({ deviceId: config.deviceId, online: false, reason, at: new Date().toISOString() }));
     await this.broker?.close();
     await this.host?.disposeAll();
+    this.drift?.close(); // closes open windows as 'shutdown' and writes them
     this.registry?.close();
     await this.releaseLock?.();
     log.info({ reason }, 'edgeloop stopped');

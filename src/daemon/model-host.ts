@@ -27,6 +27,8 @@ export class ModelHost {
     private readonly registry: Registry,
     private readonly config: ResolvedConfig,
     private readonly log: Logger,
+    /** Told whenever a version starts serving (at start-up or after a switch). */
+    private readonly onServing?: (model: ServedModel) => void,
   ) {}
 
   get(name: string): ServedModel | undefined {
@@ -59,6 +61,7 @@ export class ModelHost {
         try {
           const model = await this.load(serving);
           this.served.set(summary.name, model);
+          this.onServing?.(model);
           if (serving.status === 'trial') this.startTrial(summary.name, serving.version, null);
           this.log.info({ model: model.name, version: model.version, status: serving.status, runtime: model.engine.runtime, backend: model.engine.backend }, 'model loaded');
           break;
@@ -119,9 +122,10 @@ export class ModelHost {
     }
     const old = this.served.get(name);
     this.served.set(name, loaded!);
+    this.onServing?.(loaded!);
     const wasOnTrial = result.action === 'activate-trial';
     this.trials.delete(name);
-    if (wasOnTrial) this.startTrial(name, loaded!.version, old?.health.percentile(99) ?? null);
+    if (wasOnTrial) this.startTrial(name, loaded!.version, old?.health.engine.percentile(99) ?? null);
     this.log.info({ model: name, from: result.from, to: result.to, action: result.action, reason: result.reason }, 'traffic switched');
     // In-flight requests hold the old version; it answers them, then is freed.
     if (old) void old.drain().then(() => old.dispose()).catch((err) => this.log.error({ err }, 'old version did not drain'));
@@ -139,7 +143,7 @@ export class ModelHost {
         this.trials.delete(name);
         continue;
       }
-      const verdict = judgeTrial(model, trial.startedAt, trial.baselineP99, this.config.registry.trial);
+      const verdict = judgeTrial(model.health, trial.startedAt, trial.baselineP99, this.config.registry.trial);
       if (!verdict) continue;
       this.trials.delete(name);
       await this.serialize(async () => {

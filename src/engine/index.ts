@@ -5,4 +5,4 @@ export { TfjsEngine, tfjsArtifacts } from './tfjs-engine.js';
 export { selectTfjsBackend, type BackendChoice } from './tfjs-backend.js';
 export { loadModel, type LoadedModel } from './load-engine.js';
 export { MicroBatcher, type BatcherOptions, type BatcherStats, type RowsResult } from './micro-batcher.js';
-export { ServedModel, HealthStats, type Prediction, type PredictResult } from './served-model.js';
+export { ServedModel, HealthStats, LatencyRing, type Prediction, type PredictResult } from './served-model.js';

@@ -18,6 +18,8 @@ export interface BatcherOptions {
   queueLimit: number;
   /** Clock, injectable for tests. */
   now?: () => number;
+  /** Told the duration (ms) of every engine call. */
+  onBatch?: (ms: number) => void;
 }
 
 /** One request's share of a batch result: per output, its rows (a view, not a copy). */
@@ -179,7 +181,10 @@ export class MicroBatcher {
     this.running = batch;
     const rows = batch.reduce((n, p) => n + p.rows, 0);
     try {
-      const outputs = await this.engine.run(this.concatFeeds(batch, rows));
+      const feeds = this.concatFeeds(batch, rows);
+      const started = performance.now();
+      const outputs = await this.engine.run(feeds);
+      this.opts.onBatch?.(performance.now() - started);
       this.stats.batches++;
       this.stats.rows += rows;
       this.stats.requests += batch.length;

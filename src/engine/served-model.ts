@@ -10,26 +10,37 @@ export type Prediction =
   | { values: number[] }
   | { embedding: number[] };
 
+/** The most recent durations (ms) in a ring buffer, with percentiles. */
+export class LatencyRing {
+  private readonly values = new Float64Array(2048);
+  private count = 0;
+
+  record(ms: number): void {
+    this.values[this.count++ % this.values.length] = ms;
+  }
+
+  /** Percentile (0-100) over the recent values, or null with none. */
+  percentile(p: number): number | null {
+    const n = Math.min(this.count, this.values.length);
+    if (n === 0) return null;
+    const sorted = this.values.slice(0, n).sort();
+    return sorted[Math.min(n - 1, Math.floor((p / 100) * n))];
+  }
+}
+
 /** How a served version is doing: what trials judge and `edgeloop status` shows. */
 export class HealthStats {
   ok = 0;
   failed = 0;
-  /** The most recent request latencies (ms), a ring buffer. */
-  private readonly latencies = new Float64Array(2048);
-  private count = 0;
+  /** End-to-end request latency inside the daemon (queue + engine + post-processing). */
+  readonly latency = new LatencyRing();
+  /** Engine call durations: the model's own speed, much less sensitive to load than latency. */
+  readonly engine = new LatencyRing();
 
   record(ok: boolean, latencyMs: number): void {
     if (ok) this.ok++;
     else this.failed++;
-    this.latencies[this.count++ % this.latencies.length] = latencyMs;
-  }
-
-  /** Latency percentile (0-100) over the recent requests, or null with none. */
-  percentile(p: number): number | null {
-    const n = Math.min(this.count, this.latencies.length);
-    if (n === 0) return null;
-    const sorted = this.latencies.slice(0, n).sort();
-    return sorted[Math.min(n - 1, Math.floor((p / 100) * n))];
+    this.latency.record(latencyMs);
   }
 }
 
@@ -67,7 +78,7 @@ export class ServedModel {
       this.mean = Float32Array.from(std.mean);
       this.invStd = Float32Array.from(std.std, (s) => (s > 0 ? 1 / s : 1));
     }
-    this.batcher = new MicroBatcher(engine, batcherOpts);
+    this.batcher = new MicroBatcher(engine, { ...batcherOpts, onBatch: (ms) => this.health.engine.record(ms) });
   }
 
   get stats(): BatcherStats {

@@ -26,6 +26,8 @@ const CANDIDATES: Record<BackendCandidate['name'], BackendCandidate> = {
     name: 'wasm',
     async init() {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      // setWasmPaths throws once the wasm backend has started (e.g. the toolchain started it).
+      if (tf.findBackend('wasm')) return;
       const dir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
       wasm.setWasmPaths(dir + path.sep);
     },

@@ -44,6 +44,9 @@ export function migrate(db: Db, component: string, migrations: readonly Migratio
   const pending = [...migrations].sort((a, b) => a.version - b.version).filter((m) => m.version > current);
   for (const m of pending) {
     db.transaction(() => {
+      // Another process (the daemon, a second CLI) may have applied it since `current` was read.
+      const applied = db.prepare('SELECT 1 FROM schema_migrations WHERE component = ? AND version = ?').get(component, m.version);
+      if (applied) return;
       if (typeof m.up === 'string') db.exec(m.up);
       else m.up(db);
       db.prepare('INSERT INTO schema_migrations (component, version, description, applied_at) VALUES (?, ?, ?, ?)').run(component, m.version, m.description, new Date().toISOString());

@@ -32,6 +32,8 @@ export class MqttTransport {
     const client = await connectBroker(this.opts.connection, log);
     this.client = client;
     client.on('message', (topic, payload, packet) => {
+      const extra = this.extraHandlers.get(topic);
+      if (extra) return extra(payload);
       const p = packet.properties;
       this.opts.onRequest({
         topic,
@@ -69,6 +71,15 @@ export class MqttTransport {
 
   async publishEvent(topic: string, payload: string): Promise<void> {
     await this.client?.publishAsync(topic, payload, { qos: 1 });
+  }
+
+  // Extra subscriptions outside the request path (fleet sync's release notice): exact topics, own handlers.
+  private readonly extraHandlers = new Map<string, (payload: Buffer) => void>();
+
+  /** Subscribe to one exact topic with its own handler (resubscribed after reconnects by mqtt.js). */
+  async subscribe(topic: string, handler: (payload: Buffer) => void): Promise<void> {
+    this.extraHandlers.set(topic, handler);
+    await this.client?.subscribeAsync(topic, { qos: 1 });
   }
 
   /** Stop receiving requests (replies can still be published). */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { EdgeloopError, asEdgeloopError } from '../errors.js';
-import type { ServedModel } from '../engine/index.js';
+import type { PredictResult, ServedModel, TypedArray } from '../engine/index.js';
 import { decodeRequest, type DecodeLimits, type Envelope, type MessageMeta } from './payload-codec.js';
 import type { Topics } from './topics.js';
 
@@ -27,6 +27,8 @@ export interface RequestHandlerOptions {
   limits: DecodeLimits;
   timeoutMs: number;
   log?: Logger;
+  /** Called after every successful prediction with the (standardised) feeds: the drift tap. Must be cheap. */
+  onServed?: (model: ServedModel, feeds: Record<string, TypedArray>, rows: number, predictions: PredictResult['predictions']) => void;
 }
 
 const SERVER_FAULTS = new Set(['EDGELOOP_INTERNAL', 'EDGELOOP_TIMEOUT']);
@@ -85,6 +87,7 @@ export class RequestHandler {
       if (!decoded.ok) throw decoded.error;
       const deadline = Date.now() + this.timeoutFor(req, envelope);
       const result = await model.predict(decoded.feeds, decoded.rows, deadline);
+      this.opts.onServed?.(model, decoded.feeds, decoded.rows, result.predictions);
       const latencyMs = round3(performance.now() - started);
       const reply: Record<string, unknown> = { model: model.name, version: model.version, predictions: result.predictions, latencyMs };
       if (envelope.id !== undefined) reply.id = envelope.id;

@@ -1,0 +1,1 @@
+export { buildReferenceProfile, anchorIndices, assignBin, quantileEdges, histogram, type ReferenceProfile, type FeatureProfile, type PredictionProfile, type AnchorSample, type ProfileInput } from './profile.js';

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { judgeTrial, type TrialPolicy } from '../src/daemon/trial-monitor.js';
+import { HealthStats } from '../src/engine/index.js';
+
+const policy: TrialPolicy = { minInferences: 10, maxErrorRate: 0.1, maxP99Factor: 2, windowSeconds: 60, onQuietWindow: 'commit' };
+
+function health(ok: number, failed: number, engineMs: number): HealthStats {
+  const h = new HealthStats();
+  for (let i = 0; i < ok; i++) h.record(true, 1);
+  for (let i = 0; i < failed; i++) h.record(false, 1);
+  for (let i = 0; i < ok + failed; i++) h.engine.record(engineMs);
+  return h;
+}
+
+describe('trial verdicts', () => {
+  const t0 = 1_000_000;
+  it('waits while there is too little traffic to judge', () => {
+    expect(judgeTrial(health(5, 0, 1), t0, 1, policy, t0 + 1000)).toBeUndefined();
+  });
+  it('passes a healthy version once it has served enough requests', () => {
+    expect(judgeTrial(health(10, 0, 1.5), t0, 1, policy, t0 + 1000)).toMatchObject({ pass: true, reason: expect.stringContaining('trial passed: 10 requests, 0 failed') });
+  });
+  it('fails on the error rate as soon as the failures alone decide it', () => {
+    expect(judgeTrial(health(3, 2, 1), t0, 1, policy, t0 + 1000)).toMatchObject({ pass: false, reason: expect.stringContaining('2 of 5 requests failed') });
+  });
+  it('fails a version whose engine is over maxP99Factor slower than the previous one', () => {
+    expect(judgeTrial(health(20, 0, 2.5), t0, 1, policy, t0 + 1000)).toMatchObject({ pass: false, reason: expect.stringContaining('over 2x') });
+    expect(judgeTrial(health(20, 0, 1.9), t0, 1, policy, t0 + 1000)?.pass).toBe(true);
+    expect(judgeTrial(health(20, 0, 50), t0, null, policy, t0 + 1000)?.pass).toBe(true); // no baseline: nothing to compare
+  });
+  it('decides a quiet window by onQuietWindow', () => {
+    const quiet = health(3, 0, 1);
+    expect(judgeTrial(quiet, t0, 1, policy, t0 + 61_000)).toMatchObject({ pass: true, reason: expect.stringContaining('window ended with 3 of 10') });
+    expect(judgeTrial(quiet, t0, 1, { ...policy, onQuietWindow: 'rollback' }, t0 + 61_000)?.pass).toBe(false);
+  });
+});
