@@ -2,7 +2,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { EdgeloopError } from '../errors.js';
-import { announceRelease, generateSigningKey, loadSigningKey, parseDuration, publishRelease, type ReleaseNotice } from '../sync/index.js';
+import type { ReleaseNotice } from '../sync/index.js';
+
+const sync = () => import('../sync/index.js'); // loaded by the command that runs, not at start-up
 import { print } from './models-command.js';
 import { fail, table } from './output.js';
 
@@ -19,7 +21,7 @@ export function registerFleet(program: Command): void {
     .addHelpText('after', '\nExample:\n  edgeloop keygen --out ops.key   # keep ops.key secret; ship ops.key.pub to devices (sync.trustedKeys)')
     .action(async (o: { out: string; force?: boolean; json?: boolean }) => {
       try {
-        const { privatePem, publicPem, keyid } = generateSigningKey();
+        const { privatePem, publicPem, keyid } = (await sync()).generateSigningKey();
         const flag = o.force ? 'w' : 'wx';
         await fs.mkdir(path.dirname(path.resolve(o.out)), { recursive: true });
         await fs.writeFile(o.out, privatePem, { mode: 0o600, flag }).catch((err: NodeJS.ErrnoException) => {
@@ -53,6 +55,7 @@ export function registerFleet(program: Command): void {
     .action(async (bundles: string[], o: { repo: string; key: string[]; channel: string; rollout: number; expires: string; rollback?: boolean; announce?: string; baseUrl?: string; json?: boolean }) => {
       try {
         if (!/^[A-Za-z0-9._-]{1,64}$/.test(o.channel)) throw new EdgeloopError('EDGELOOP_USAGE', `'--channel' must be letters, digits, . _ - (got '${o.channel}')`);
+        const { loadSigningKey, publishRelease, parseDuration, announceRelease } = await sync();
         const keys = await Promise.all(o.key.map((k) => loadSigningKey(k)));
         const result = await publishRelease({
           repo: o.repo,

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Command } from 'commander';
-import mqtt from 'mqtt';
 import { sanitizeDeviceId } from '../config/index.js';
 import { EdgeloopError } from '../errors.js';
 import { topicsFor } from '../transport/index.js';
@@ -87,6 +86,7 @@ async function request(model: string, inputs: unknown, o: PredictOptions): Promi
   const topics = topicsFor(deviceId);
   const id = randomUUID();
   const replyTo = `edgeloop/${deviceId}/replies/cli-${id}`;
+  const { default: mqtt } = await import('mqtt'); // only this command needs a client
   const client = mqtt.connect(o.broker, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: o.timeout });
   try {
     await new Promise<void>((resolve, reject) => {

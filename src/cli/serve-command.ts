@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { readConfigFile, resolveConfig, type EdgeloopConfigInput } from '../config/index.js';
-import { Daemon } from '../daemon/daemon.js';
+import type { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../daemon/logger.js';
 import { fail } from './output.js';
 
@@ -29,6 +29,8 @@ export function registerServe(program: Command): void {
         };
         const config = resolveConfig(file, overrides);
         const log = createLogger(config.logLevel);
+        // Imported here: other commands should not load the whole daemon to start.
+        const { Daemon } = await import('../daemon/daemon.js');
         daemon = new Daemon({ config, log });
         const d = daemon;
         const onSignal = (signal: string) => {

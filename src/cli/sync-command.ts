@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readConfigFile, resolveConfig } from '../config/index.js';
 import { EdgeloopError } from '../errors.js';
-import { SyncService, SyncStore, offlineHost, type RoundReport, type SyncProgress, type SyncStatus } from '../sync/index.js';
+import type { RoundReport, SyncProgress, SyncStatus } from '../sync/index.js';
 import { stateOptions, print } from './models-command.js';
 import { fail, formatBytes, table } from './output.js';
 import { openState, type HomeOptions } from './state-client.js';
@@ -88,6 +88,7 @@ export function registerSync(program: Command): void {
         // Offline: the daemon is not running; work on the state directory with the device config.
         const config = o.config ? resolveConfig(readConfigFile(o.config), { home: o.home }) : undefined;
         if (!o.now) {
+          const { SyncStore } = await import('../sync/index.js');
           const store = new SyncStore(s.registry.db);
           const st: SyncStatus = { ...OFF, enabled: Boolean(config?.sync), channel: config?.sync?.channel ?? null, repoUrl: config?.sync?.repoUrl ?? null, lastRound: store.lastRound(), models: store.results() };
           const ch = st.channel ? store.channel(st.channel) : undefined;
@@ -96,6 +97,7 @@ export function registerSync(program: Command): void {
           return;
         }
         if (!config?.sync) throw new EdgeloopError('EDGELOOP_USAGE', "the daemon is not running: pass --config with the device config's 'sync' section to sync offline");
+        const { SyncService, offlineHost } = await import('../sync/index.js');
         const service = await SyncService.create({ config: config.sync, deviceId: config.deviceId, home: s.home, registry: s.registry, host: offlineHost(s.registry) });
         const round = service.requestRound('manual', { unconditional: true });
         const timer = setInterval(() => drawProgress(service.status().running), 250);

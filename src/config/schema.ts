@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { driftOptionsSchema } from '../drift/index.js';
+// The options module only: the drift monitor itself is not needed to validate a config.
+import { driftOptionsSchema } from '../drift/options.js';
 
 /** Device configuration: one schema, validated once at start-up (see load-config.ts). */
 export const configSchema = z

@@ -8,7 +8,7 @@ import { detectHardware } from '../config/index.js';
 import { EdgeloopError } from '../errors.js';
 import type { ServedModel } from '../engine/index.js';
 import { Registry, importShipped, reconcile } from '../registry/index.js';
-import { MqttTransport, RequestHandler, redact, startEmbeddedBroker, topicsFor, type EmbeddedBroker, type Topics } from '../transport/index.js';
+import { MqttTransport, RequestHandler, redact, topicsFor, type EmbeddedBroker, type Topics } from '../transport/index.js';
 import { SyncService } from '../sync/index.js';
 import { DriftService, driftAdminRoutes } from '../drift/index.js';
 import { adminRoutes } from './admin-routes.js';
@@ -96,6 +96,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     let url = config.broker.url;
     let protocolVersion = config.broker.protocolVersion;
     if (!url) {
+      // Loaded only when used: a device on an external broker does not carry aedes in memory.
+      const { startEmbeddedBroker } = await import('../transport/embedded-broker.js');
       this.broker = await startEmbeddedBroker(config.broker.host, config.broker.port, log);
       url = `mqtt://${this.broker.host}:${this.broker.port}`;
       protocolVersion = 4; // aedes has no MQTT 5

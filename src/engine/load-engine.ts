@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import { BUNDLE_FORMAT, parseManifest, type Manifest, type ModelSource } from '../bundle/index.js';
 import type { Engine, EngineOptions } from './engine.js';
-import { OnnxEngine } from './onnx-engine.js';
-import { TfjsEngine, tfjsArtifacts } from './tfjs-engine.js';
+import { tfjsArtifacts } from './tfjs-artifacts.js';
 
 /** A model ready to serve: its manifest (derived for bare ONNX files) and a loaded engine. */
 export interface LoadedModel {
@@ -12,15 +11,20 @@ export interface LoadedModel {
 
 /** Load a verified bundle or a bare .onnx file into the engine its runtime needs. */
 export async function loadModel(source: ModelSource, opts: EngineOptions, log?: Logger): Promise<LoadedModel> {
+  // Engines are imported when first needed: onnxruntime and tfjs cost tens of MB and a CLI
+  // command that never runs a model (status, rollback) should not pay for them.
   if (source.kind === 'bare-onnx') {
+    const { OnnxEngine } = await import('./onnx-engine.js');
     const engine = await OnnxEngine.create(source.bytes, opts.onnx, log);
     return { manifest: manifestForBareOnnx(source.file, engine), engine };
   }
   const { manifest, files } = source.bundle;
   if (manifest.runtime === 'onnx') {
+    const { OnnxEngine } = await import('./onnx-engine.js');
     const engine = await OnnxEngine.create(files.get(manifest.entry)!, opts.onnx, log);
     return { manifest, engine };
   }
+  const { TfjsEngine } = await import('./tfjs-engine.js');
   const engine = await TfjsEngine.create(tfjsArtifacts(files, manifest.entry), opts.tfjs, manifest, log);
   return { manifest, engine };
 }
