@@ -6,10 +6,8 @@
  *
  *   npx tsx scripts/demo-drift.ts [--rows-per-phase 600] [--window 200] [--svg drift.svg] [--keep]
  *
- * Until the daemon taps served batches itself, this script does the tap: it observes each
- * request's raw rows and the daemon's reply in a DriftService on the daemon's state directory
- * and publishes alerts on edgeloop/{deviceId}/events/drift, as the daemon will. When the daemon
- * exposes its own `drift` service, the script only listens.
+ * The daemon monitors every row it serves; this script only sends requests and listens to
+ * edgeloop/{deviceId}/events/drift.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -21,7 +19,7 @@ import pino from 'pino';
 import { table } from '../src/cli/output.js';
 import { resolveConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon/daemon.js';
-import { DriftService, DriftStore, buildReport, profileBundle, renderReport, reportSvg, type DriftEvent } from '../src/drift/index.js';
+import { DriftStore, buildReport, profileBundle, renderReport, reportSvg, type DriftEvent } from '../src/drift/index.js';
 import { parseCsv } from '../src/training/data/index.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../..');
@@ -49,12 +47,7 @@ say(`   ${p.features.length} pixel features, ${p.projection?.components.length ?
 
 const driftOptions = { window: { rows: windowRows, minRows: Math.min(100, windowRows), ms: 60_000 }, flushIntervalMs: 200 };
 const base = { deviceId: 'demo', home, modelsDir, broker: { port: 0 } };
-let config: ReturnType<typeof resolveConfig>;
-try {
-  config = resolveConfig({ ...base, ...({ drift: driftOptions } as object) }, {}, {});
-} catch {
-  config = resolveConfig(base, {}, {}); // a config schema without a drift section yet
-}
+const config = resolveConfig({ ...base, drift: driftOptions }, {}, {});
 const daemon = new Daemon({ config, log: pino({ level: 'silent' }) });
 await daemon.start();
 say(`2. daemon serving ${[...daemon.servedModels().keys()].join(', ')} on ${daemon.brokerUrl} (device 'demo')`);
@@ -63,7 +56,7 @@ const client = await mqtt.connectAsync(daemon.brokerUrl, { protocolVersion: 4, r
 const replyTopic = 'demo/replies';
 const eventsTopic = daemon.topics.events('drift');
 await client.subscribeAsync([replyTopic, eventsTopic], { qos: 1 });
-const pending = new Map<number, (reply: { predictions: { index: number; confidence: number }[] }) => void>();
+const pending = new Map<number, () => void>();
 const events: DriftEvent[] = [];
 client.on('message', (topic, payload) => {
   const msg = JSON.parse(payload.toString());
@@ -74,23 +67,11 @@ client.on('message', (topic, payload) => {
     else say(`   >> ${eventsTopic}: cleared #${e.alertId} (${e.message})`);
     return;
   }
-  pending.get(msg.id)?.(msg);
+  pending.get(msg.id)?.();
   pending.delete(msg.id);
 });
 
-// The tap: the daemon's own drift service when it has one, else ours on its state directory.
-const own = (daemon as unknown as { drift?: DriftService }).drift;
-const tap = own
-  ? undefined
-  : new DriftService({
-      store: DriftStore.open(home),
-      options: driftOptions,
-      onAlert: (e) => void client.publishAsync(eventsTopic, JSON.stringify({ ...e, deviceId: 'demo' }), { qos: 1 }),
-      onClear: (e) => void client.publishAsync(eventsTopic, JSON.stringify({ ...e, deviceId: 'demo' }), { qos: 1 }),
-    });
-const served = daemon.servedModels().get('digits')!;
-const monitor = tap?.attach({ name: served.name, version: served.version, manifest: served.manifest });
-say(`   drift monitor: ${own ? "the daemon's own" : 'tapped by this script'}, windows of ${windowRows} rows, alert after 2 drifting windows, clear after 3 clean ones`);
+say(`   the daemon monitors what it serves: windows of ${windowRows} rows, alert after 2 drifting windows, clear after 3 clean ones`);
 
 const csv = parseCsv(readFileSync(path.join(root, 'data/digits.csv'), 'utf8'), 'digits.csv');
 const fault = FAULT.map((f) => csv.header.indexOf(f));
@@ -108,18 +89,14 @@ async function replay(rows: number, broken: boolean): Promise<void> {
     const rid = ++id;
     inflight.push(
       new Promise<void>((resolve) => {
-        pending.set(rid, (reply) => {
-          monitor?.observe(Float32Array.from(batch.flat()), batch.length, reply.predictions);
-          resolve();
-        });
+        pending.set(rid, () => resolve());
         void client.publishAsync(daemon.topics.infer('digits'), JSON.stringify({ id: rid, replyTo: replyTopic, inputs: batch }), { qos: 1 });
       }),
     );
     if (inflight.length >= 8) await inflight.shift();
   }
   await Promise.all(inflight);
-  tap?.flush();
-  await new Promise((r) => setTimeout(r, 300)); // let events arrive
+  await new Promise((r) => setTimeout(r, 500)); // the daemon flushes windows every 200 ms here
 }
 
 say(`3. ${rowsPerPhase} clean rows`);
@@ -129,7 +106,6 @@ await replay(rowsPerPhase, true);
 say(`5. sensor repaired: ${Math.round(rowsPerPhase * 1.5)} clean rows`);
 await replay(Math.round(rowsPerPhase * 1.5), false);
 
-tap?.close();
 await client.endAsync();
 await daemon.stop('demo done');
 
