@@ -3,6 +3,7 @@
  * matrix: multiply k vectors by the matrix, re-orthonormalise (Gram-Schmidt), repeat until
  * the subspace stops moving. No dependency, and for 64 features it takes milliseconds.
  */
+import { prng } from '../training/data/index.js';
 
 export interface Pca {
   /** Per-feature mean and 1/std (0 for a constant feature): z = (x - center) * scale. */
@@ -16,16 +17,10 @@ export interface Pca {
   iterations: number;
 }
 
-/** Deterministic pseudo-random numbers in [-1, 1) (mulberry32). */
+/** Deterministic pseudo-random numbers in [-1, 1), from the toolchain's seeded PRNG. */
 function rand(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const next = prng(seed);
+  return () => next() * 2 - 1;
 }
 
 /** Orthonormalise k vectors of length d in place (Gram-Schmidt, twice for stability). */
