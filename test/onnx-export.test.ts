@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
+import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { exportToOnnx } from '../src/training/onnx/export-onnx.js';
+import { exportToOnnx, type ExportOnnxOptions } from '../src/training/onnx/export-onnx.js';
 
 type Model = tfl.LayersModel;
 
@@ -27,7 +29,7 @@ async function train(model: Model, classes: number, dims: number, epochs = 15): 
   tf.dispose([x, y]);
 }
 
-async function runOnnx(bytes: Uint8Array, x: tf.Tensor2D): Promise<Record<string, Float32Array>> {
+async function runOnnx(bytes: Uint8Array, x: tf.Tensor): Promise<Record<string, Float32Array>> {
   const session = await ort.InferenceSession.create(bytes);
   const out = await session.run({ input: new ort.Tensor('float32', x.dataSync() as Float32Array, x.shape) });
   const result: Record<string, Float32Array> = {};
@@ -55,6 +57,31 @@ function argmaxRows(values: ArrayLike<number>, cols: number): number[] {
 
 function agreement(a: number[], b: number[]): number {
   return a.filter((v, i) => v === b[i]).length / a.length;
+}
+
+/** Op types of an exported graph, with their counts. */
+function opCounts(bytes: Uint8Array): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const node of onnxProto.onnx.ModelProto.decode(bytes).graph!.node!) counts.set(node.opType!, (counts.get(node.opType!) ?? 0) + 1);
+  return counts;
+}
+
+/** int8 export options that quantize every Conv2D, with the given lowering. */
+const allConvsInt8 = (lowering: 'dense' | 'im2col'): Partial<ExportOnnxOptions> => ({ minInt8ConvDepth: 0, int8ConvLowering: lowering });
+
+/** data/digits.csv: 1797 8x8 images (64 pixels, 0-16, scaled to [-1, 1]) and their labels. */
+function digits(): { x: Float32Array; labels: number[] } {
+  const lines = readFileSync(new URL('../data/digits.csv', import.meta.url), 'utf8').trim().split(/\r?\n/);
+  const header = lines[0].split(',');
+  const labelCol = header.indexOf('label');
+  const x: number[] = [];
+  const labels: number[] = [];
+  for (const line of lines.slice(1)) {
+    const cells = line.split(',').map(Number);
+    labels.push(cells[labelCol]);
+    x.push(...cells.filter((_, i) => i !== labelCol).map((v) => v / 8 - 1));
+  }
+  return { x: Float32Array.from(x), labels };
 }
 
 /**
@@ -188,21 +215,43 @@ describe('exportToOnnx', () => {
         tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(26) }),
       ],
     });
+    // Every int8 convolution path: signed and non-negative inputs, 'same' and 'valid', strides,
+    // a folded max pooling and an overlapping (unfolded) one.
+    const strided = tfl.sequential({
+      layers: [
+        tfl.layers.reshape({ inputShape: [64], targetShape: [8, 8, 1] }),
+        tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(27) }),
+        tfl.layers.maxPooling2d({ poolSize: 2 }),
+        tfl.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(28) }),
+        tfl.layers.conv2d({ filters: 8, kernelSize: 1, padding: 'valid', activation: 'tanh', kernelInitializer: init(29) }),
+        tfl.layers.maxPooling2d({ poolSize: 2, strides: 1, padding: 'same' }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(30) }),
+      ],
+    });
+    const cases: [string, tfl.LayersModel, Partial<ExportOnnxOptions>][] = [
+      ['MLP', mlp, {}],
+      ['CNN', cnn, {}],
+      ['CNN, all convs int8, dense lowering', cnn, allConvsInt8('dense')],
+      ['CNN, all convs int8, im2col lowering', cnn, allConvsInt8('im2col')],
+      ['strided CNN, dense lowering', strided, allConvsInt8('dense')],
+      ['strided CNN, im2col lowering', strided, allConvsInt8('im2col')],
+    ];
     const rows = tf.randomNormal([8, 64], 0, 1, 'float32', 31) as tf.Tensor2D;
     const data = rows.dataSync() as Float32Array;
     // Row 3 is an outlier: one feature at 90 (a per-batch activation range would coarsen every row).
     const withOutlier = data.slice();
     withOutlier[3 * 64 + 17] = 90;
     const zeros = new Float32Array(64);
-    for (const model of [mlp, cnn]) {
+    for (const [name, model, opts] of cases) {
       for (const weightType of ['uint8', 'int8'] as const) {
-        const session = await ort.InferenceSession.create(exportToOnnx(model, { quantize: 'int8', weightType }));
+        const session = await ort.InferenceSession.create(exportToOnnx(model, { quantize: 'int8', weightType, ...opts }));
         const run = async (x: Float32Array) => (await session.run({ input: new ort.Tensor('float32', x, [x.length / 64, 64]) })).probabilities.data as Float32Array;
         const batched = await run(withOutlier);
         const reversed = await run(Float32Array.from({ length: 8 * 64 }, (_, i) => withOutlier[(7 - Math.floor(i / 64)) * 64 + (i % 64)]));
         for (const r of [0, 1, 2, 4, 5, 6, 7]) {
           const alone = await run(data.slice(r * 64, (r + 1) * 64));
-          const label = `${model.layers.length}-layer model, ${weightType} weights, row ${r}`;
+          const label = `${name}, ${weightType} weights, row ${r}`;
           expect(maxAbsDiff(alone, batched.slice(r * 10, (r + 1) * 10)), label).toBe(0);
           expect(maxAbsDiff(alone, reversed.slice((7 - r) * 10, (8 - r) * 10)), `${label} (reversed batch)`).toBe(0);
         }
@@ -216,6 +265,137 @@ describe('exportToOnnx', () => {
     }
     rows.dispose();
   });
+
+  it('int8 convolutions run as MatMulInteger, channels-last: no ConvInteger, no Transpose', () => {
+    const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
+    // The digits CNN's architecture.
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [8, 8, 1], filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(51) }),
+        tfl.layers.maxPooling2d({ poolSize: 2 }),
+        tfl.layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(52) }),
+        tfl.layers.maxPooling2d({ poolSize: 2 }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init(53) }),
+        tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(54) }),
+      ],
+    });
+    // Default: the 1-channel first layer (3x3x1 weights per output) stays a float Conv; the
+    // second is one MatMulInteger with its max pooling folded in (a ReduceMax on int32).
+    const ops = opCounts(exportToOnnx(model, { quantize: 'int8' }));
+    expect(Object.fromEntries(['Conv', 'ConvInteger', 'MatMulInteger', 'Transpose', 'Gather', 'MaxPool'].map((op) => [op, ops.get(op) ?? 0]))).toEqual({ Conv: 1, ConvInteger: 0, MatMulInteger: 3, Transpose: 0, Gather: 0, MaxPool: 1 });
+    for (const lowering of ['dense', 'im2col'] as const) {
+      const all = opCounts(exportToOnnx(model, { quantize: 'int8', ...allConvsInt8(lowering) }));
+      expect(all.get('MatMulInteger'), lowering).toBe(4);
+      for (const op of ['Conv', 'ConvInteger', 'Transpose', 'MaxPool']) expect(all.get(op), `${lowering}: ${op}`).toBeUndefined();
+      expect(all.get('Gather') ?? 0, lowering).toBe(lowering === 'im2col' ? 2 : 0);
+    }
+    // float32 is unchanged: float Conv and MaxPool, NCHW.
+    expect(opCounts(exportToOnnx(model, { quantize: 'float32' })).get('Conv')).toBe(2);
+  });
+
+  it('int8: an unrolled convolution reading the NCHW output of a float one matches im2col bit for bit', async () => {
+    const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [8, 8, 1], filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(55) }),
+        tfl.layers.maxPooling2d({ poolSize: 2 }),
+        tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(56) }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(57) }),
+      ],
+    });
+    const x = tf.randomNormal([16, 8, 8, 1], 0, 1, 'float32', 58);
+    // 'dense' multiplies the float layer's NCHW output as is; 'im2col' transposes it first.
+    const dense = exportToOnnx(model, { quantize: 'int8', int8ConvLowering: 'dense' });
+    const im2col = exportToOnnx(model, { quantize: 'int8', int8ConvLowering: 'im2col' });
+    expect(opCounts(dense).get('Transpose')).toBeUndefined();
+    expect(opCounts(im2col).get('Transpose')).toBe(1);
+    expect(maxAbsDiff((await runOnnx(dense, x)).probabilities, (await runOnnx(im2col, x)).probabilities)).toBe(0);
+    x.dispose();
+  });
+
+  it("int8 convolutions: 'same' padding is exactly 0 (bit-identical to 'valid' on the zero-padded image), both lowerings agree", async () => {
+    const [H, W, C] = [7, 6, 3];
+    const x = tf.randomNormal([6, H, W, C], 0, 1, 'float32', 41);
+    const geometries: [number, number][] = [
+      [3, 1],
+      [3, 2],
+      [2, 1], // the odd padding cell goes at the end
+      [4, 3],
+    ];
+    for (const [kernelSize, strides] of geometries) {
+      // Signed input (zero point 128) and, after a relu, non-negative input (zero point 0).
+      for (const relu of [false, true]) {
+        const padsOf = (n: number) => {
+          const total = Math.max((Math.ceil(n / strides) - 1) * strides + kernelSize - n, 0);
+          return [Math.floor(total / 2), total - Math.floor(total / 2)];
+        };
+        const [[top, bottom], [left, right]] = [padsOf(H), padsOf(W)];
+        const make = (shape: number[], padding: 'same' | 'valid') =>
+          tfl.sequential({
+            layers: [
+              tfl.layers.activation({ inputShape: shape, activation: relu ? 'relu' : 'linear' }),
+              tfl.layers.conv2d({ filters: 5, kernelSize, strides, padding, kernelInitializer: tfl.initializers.glorotUniform({ seed: 42 }), biasInitializer: tfl.initializers.randomNormal({ seed: 43 }) }),
+            ],
+          });
+        const same = make([H, W, C], 'same');
+        const valid = make([H + top + bottom, W + left + right, C], 'valid');
+        valid.setWeights(same.getWeights());
+        const padded = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]);
+        const expected = (same.predict(x) as tf.Tensor).dataSync();
+        expect(maxAbsDiff((valid.predict(padded) as tf.Tensor).dataSync(), expected)).toBeLessThan(1e-5);
+        const label = `${kernelSize}x${kernelSize}, stride ${strides}, ${relu ? 'non-negative' : 'signed'} input`;
+        const outputs: Float32Array[] = [];
+        for (const lowering of ['dense', 'im2col'] as const) {
+          const opts = { quantize: 'int8', outputName: 'output', ...allConvsInt8(lowering) } as const;
+          const [a, b] = [(await runOnnx(exportToOnnx(same, opts), x)).output, (await runOnnx(exportToOnnx(valid, opts), padded)).output];
+          expect(maxAbsDiff(a, b), `${label}, ${lowering}: 'same' vs padded 'valid'`).toBe(0);
+          expect(maxAbsDiff(a, expected), `${label}, ${lowering}: vs tfjs`).toBeLessThan(0.05);
+          expect(maxAbsDiff(a, expected), 'int8 must really be quantized').toBeGreaterThan(0);
+          outputs.push(a);
+        }
+        expect(maxAbsDiff(outputs[0], outputs[1]), `${label}: dense vs im2col`).toBe(0);
+        padded.dispose();
+      }
+    }
+    x.dispose();
+  }, 30_000);
+
+  it('int8 CNN trained on digits (same/valid padding, strides, 1-32 channels): >= 99% top-1 agreement with tfjs', async () => {
+    const { x, labels } = digits();
+    const train = 1200;
+    const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.reshape({ inputShape: [64], targetShape: [8, 8, 1] }),
+        tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(61) }),
+        tfl.layers.maxPooling2d({ poolSize: 2 }),
+        tfl.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(62) }),
+        tfl.layers.conv2d({ filters: 32, kernelSize: 2, padding: 'valid', activation: 'relu', kernelInitializer: init(63) }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(64) }),
+      ],
+    });
+    const xTrain = tf.tensor2d(x.subarray(0, train * 64), [train, 64]);
+    const yTrain = tf.cast(tf.oneHot(labels.slice(0, train), 10), 'float32');
+    model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
+    await model.fit(xTrain, yTrain, { epochs: 8, batchSize: 32, shuffle: false, verbose: 0 });
+    const held = tf.tensor2d(x.subarray(train * 64), [labels.length - train, 64]);
+    const reference = argmaxRows((model.predict(held) as tf.Tensor).dataSync(), 10);
+    expect(agreement(reference, labels.slice(train)), 'tfjs accuracy on held-out digits').toBeGreaterThan(0.9);
+    const variants: [string, Partial<ExportOnnxOptions>][] = [
+      ['default (float first layer)', {}],
+      ['all convs int8, dense lowering', allConvsInt8('dense')],
+      ['all convs int8, im2col lowering', allConvsInt8('im2col')],
+      ['all convs int8, uint8 weights', { ...allConvsInt8('dense'), weightType: 'uint8' }],
+    ];
+    for (const [name, opts] of variants) {
+      const int8 = await runOnnx(exportToOnnx(model, { quantize: 'int8', ...opts }), held);
+      expect(agreement(argmaxRows(int8.probabilities, 10), reference), name).toBeGreaterThanOrEqual(0.99);
+    }
+    tf.dispose([xTrain, yTrain, held]);
+  }, 60_000);
 
   it('names the class of an unsupported layer', () => {
     const model = tfl.sequential({ layers: [tfl.layers.conv1d({ inputShape: [8, 2], filters: 2, kernelSize: 2 }), tfl.layers.flatten()] });

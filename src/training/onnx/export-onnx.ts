@@ -2,14 +2,16 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { activation, isNonNegative } from './activations.js';
 import { OnnxGraphBuilder } from './onnx-writer.js';
 import type { WeightType } from './quantize.js';
+import { maxPoolRows, quantizedConv2d, type ConvGeometry, type ConvLowering, type PoolGeometry } from './quantized-conv.js';
 import { quantizedLinear } from './quantized-linear.js';
 
 /** Options of {@link exportToOnnx}. */
 export interface ExportOnnxOptions {
   /**
-   * 'int8': Dense and Conv2D run as MatMulInteger / ConvInteger with per-channel int8 weights and
-   * activations quantized per row at run time, so a row's result does not depend on its batch
-   * (see quantizedLinear); everything else stays float32.
+   * 'int8': Dense and Conv2D run as MatMulInteger (a Conv2D lowered to one, see
+   * quantizedConv2d) with per-channel int8 weights and activations quantized per row at run
+   * time, so a row's result does not depend on its batch (see quantizeRows); everything else
+   * stays float32, and so do convolutions shallower than `minInt8ConvDepth`.
    */
   quantize: 'float32' | 'int8';
   /** Graph input name (default 'input'). */
@@ -24,7 +26,27 @@ export interface ExportOnnxOptions {
    * point 128, full 8-bit range) on its slower u8u8 ones.
    */
   weightType?: WeightType;
+  /**
+   * int8 only: Conv2D layers with fewer weights per output than this (kh*kw*cin; default
+   * {@link DEFAULT_MIN_INT8_CONV_DEPTH}) stay float32. Such a layer (typically the first one,
+   * on a 1-channel image) has too little arithmetic for int8 to gain anything over quantizing
+   * its input per row, and a float first layer is the more accurate. 0 quantizes every one.
+   */
+  minInt8ConvDepth?: number;
+  /**
+   * int8 only: how Conv2D becomes a MatMulInteger (see quantizedConv2d). 'auto' (default)
+   * takes the faster of the two by a cost model, or keeps float32 where neither pays, see
+   * {@link int8ConvLowering}; 'dense' and 'im2col' force one (tests, benchmarks).
+   */
+  int8ConvLowering?: 'auto' | ConvLowering;
 }
+
+/**
+ * Default of {@link ExportOnnxOptions.minInt8ConvDepth}: a 3x3 convolution of a 1-channel
+ * image stays float (the digits CNN's first layer: as int8 it made the model slower, 0.95x
+ * fp32 at batch 32 against 1.15x with it in float32).
+ */
+export const DEFAULT_MIN_INT8_CONV_DEPTH = 16;
 
 type Layer = LayersModel['layers'][number];
 type Shape = (number | null)[];
@@ -33,16 +55,49 @@ type Shape = (number | null)[];
 const INFERENCE_NO_OPS = new Set(['Dropout', 'SpatialDropout1D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout', 'InputLayer']);
 
 /**
+ * Activations that are monotone non-decreasing bit for bit in onnxruntime (no approximated
+ * transcendental), so a max pooling after them can be taken before them (see quantizedConv2d).
+ */
+const EXACTLY_MONOTONE = new Set(['linear', 'relu', 'relu6']);
+
+/**
+ * Layout of the current tensor when it is an image: 'nhwc' (tfjs's), 'nchw' (ONNX Conv/Pool's),
+ * 'rows' ([B, H*W, C]) or 'flat' ([B, H*W*C]). 'rows' and 'flat' have the memory order of
+ * 'nhwc' and are what int8 convolutions read and write.
+ */
+type Layout = 'nhwc' | 'nchw' | 'rows' | 'flat';
+
+/**
  * Export a single-input, single-output chain of tfjs layers (a Sequential model) to ONNX
  * (opset 17). tfjs is channels-last (NHWC) and ONNX Conv/Pool are NCHW: 4-D tensors are
  * transposed lazily, only when the next layer needs the other layout, so Flatten and Reshape
- * always see NHWC and flatten in the same order as tfjs. Throws naming any unsupported layer.
+ * always see NHWC memory order and flatten in the same order as tfjs. int8 convolutions and the
+ * max poolings after them stay channels-last ('rows' / 'flat'), without Transposes. Throws
+ * naming any unsupported layer.
  */
 export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8Array {
   const inputName = opts.inputName ?? 'input';
   const outputName = opts.outputName ?? 'probabilities';
   const int8 = opts.quantize === 'int8';
   const weightType = opts.weightType ?? 'int8';
+  /** How a Conv2D layer runs as int8, or undefined when it stays float32. */
+  const convPlan = (l: Layer): ConvLowering | undefined => (int8 ? int8ConvLowering(convGeometry(l), opts) : undefined);
+  /**
+   * Whether the output of layers[index] only feeds the per-row quantization of an int8 layer,
+   * through layers that commute with relu (max pooling, reshapes, inference no-ops). A relu
+   * there is left to that quantization: its input is then quantized as non-negative, with zero
+   * point 0, and QuantizeLinear saturates negatives to 0, exactly as relu would (and the
+   * per-row scale is the same: the guarded maximum is 0 or the row's positive maximum either
+   * way), which saves a pass over the tensor.
+   */
+  const feedsQuantizer = (index: number): boolean => {
+    for (const next of layers.slice(index + 1)) {
+      const cls = next.getClassName();
+      if (INFERENCE_NO_OPS.has(cls) || cls === 'Flatten' || cls === 'Reshape' || cls === 'MaxPooling2D') continue;
+      return (cls === 'Dense' && int8) || (cls === 'Conv2D' && convPlan(next) !== undefined);
+    }
+    return false;
+  };
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('exportToOnnx: only single-input, single-output models are supported');
 
   const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
@@ -57,70 +112,109 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
   g.addOutput({ name: outputName, elemType: 'float32', shape: onnxShape(model.outputs[0].shape) });
   if (embeddingLayer) g.addOutput({ name: 'embedding', elemType: 'float32', shape: onnxShape(outShape(embeddingLayer)) });
 
-  // True while the current 4-D tensor is NCHW (ONNX layout) rather than NHWC (tfjs layout).
-  let nchw = false;
-  const toNchw = (): void => {
-    if (!nchw) [cur] = g.addNode('Transpose', [cur], 1, { perm: [0, 3, 1, 2] });
-    nchw = true;
+  // Layout of the current tensor, whose tfjs (NHWC) shape is `shape` (the layer's input shape).
+  let layout = 'nhwc' as Layout;
+  const reshape = (dims: number[]): void => {
+    [cur] = g.addNode('Reshape', [cur, g.addInt64s('shape', dims)], 1);
   };
-  const toNhwc = (): void => {
-    if (nchw) [cur] = g.addNode('Transpose', [cur], 1, { perm: [0, 2, 3, 1] });
-    nchw = false;
+  // With a single channel, NHWC and NCHW hold the same bytes: a Reshape is enough.
+  const toNhwc = (shape: Shape): void => {
+    if (layout === 'nchw' && shape[3] !== 1) [cur] = g.addNode('Transpose', [cur], 1, { perm: [0, 2, 3, 1] });
+    else if (layout !== 'nhwc') reshape([0, ...(shape.slice(1) as number[])]);
+    layout = 'nhwc';
   };
+  const toNchw = (shape: Shape): void => {
+    if (layout !== 'nhwc' && layout !== 'nchw') toNhwc(shape);
+    if (layout === 'nhwc' && shape[3] !== 1) [cur] = g.addNode('Transpose', [cur], 1, { perm: [0, 3, 1, 2] });
+    else if (layout === 'nhwc') reshape([0, 1, shape[1] as number, shape[2] as number]);
+    layout = 'nchw';
+  };
+  /** To 'rows' or 'flat' (a Reshape, or a Transpose from NCHW first). */
+  const toChannelsLast = (shape: Shape, target: 'rows' | 'flat'): void => {
+    if (layout === target) return;
+    if (layout === 'nchw') toNhwc(shape);
+    const [h, w, c] = shape.slice(1) as number[];
+    reshape(target === 'rows' ? [0, h * w, c] : [0, h * w * c]);
+    layout = target;
+  };
+  /** Per-channel ops (BatchNormalization, softmax) need the channels on their own last axis. */
+  const channelsOwnAxis = (shape: Shape): void => {
+    if (layout === 'flat' && shape.length === 4) toChannelsLast(shape, 'rows');
+  };
+  // MaxPooling2D layers already folded into the int8 convolution before them.
+  const folded = new Set<Layer>();
 
-  // True while every value of the current tensor is known to be >= 0 (e.g. after a relu): its
-  // per-row int8 quantization then needs no zero point.
+  // True while every value of the current tensor is known to be >= 0 (e.g. after a relu), or a
+  // relu is left to its quantization (see feedsQuantizer): its per-row int8 quantization then
+  // needs no zero point.
   let nonNegative = false;
-  for (const layer of layers) {
+  for (const [index, layer] of layers.entries()) {
     const cls = layer.getClassName();
     const cfg = layer.getConfig() as Record<string, unknown>;
     const w = weightsOf(layer);
-    const rankIn = inputShapeOf(layer).length;
-    if (INFERENCE_NO_OPS.has(cls)) continue;
+    const shapeIn = inputShapeOf(layer);
+    const rankIn = shapeIn.length;
+    const nchw = layout === 'nchw';
+    if (INFERENCE_NO_OPS.has(cls) || folded.has(layer)) continue;
     switch (cls) {
       case 'Dense': {
         if (rankIn !== 2) throw new Error(`exportToOnnx: Dense layer '${layer.name}' on a rank-${rankIn} input is not supported (add a Flatten)`);
         const kernel = w.get('kernel')!;
         const bias = w.get('bias');
         const [nIn, nOut] = kernel.shape;
+        const act = String(cfg.activation ?? 'linear');
         if (int8) {
-          const spec = { op: 'MatMulInteger', name: layer.name, weights: kernel.data, dims: [nIn, nOut], channels: nOut, channelOf: (i: number) => i % nOut, channelShape: [nOut], bias: bias?.data, weightType, attrs: {} } as const;
-          cur = quantizedLinear(g, cur, spec, nonNegative);
+          cur = quantizedLinear(g, cur, { name: layer.name, weights: kernel.data, dims: [nIn, nOut], bias: bias?.data, weightType }, nonNegative);
         } else {
           const W = g.addFloats(`${layer.name}/kernel`, kernel.data, [nIn, nOut]);
           const inputs = bias ? [cur, W, g.addFloats(`${layer.name}/bias`, bias.data)] : [cur, W];
           [cur] = g.addNode('Gemm', inputs, 1);
         }
-        cur = activation(g, cur, String(cfg.activation ?? 'linear'), layer, nchw);
-        nonNegative = isNonNegative(String(cfg.activation ?? 'linear'));
+        if (!(int8 && act === 'relu' && layer !== embeddingLayer && feedsQuantizer(index))) cur = activation(g, cur, act, layer, nchw);
+        nonNegative = isNonNegative(act);
         if (layer === embeddingLayer) g.addNode('Identity', [cur], ['embedding']);
         break;
       }
       case 'Conv2D': {
         if (cfg.dataFormat !== 'channelsLast' || rankIn !== 4) throw new Error(`exportToOnnx: Conv2D layer '${layer.name}' must be channelsLast on a 4-D input`);
-        toNchw();
         const kernel = w.get('kernel')!;
-        const [kh, kw, cin, cout] = kernel.shape;
-        const wOnnx = transposeKernel(kernel.data, kh, kw, cin, cout);
-        const attrs = { kernel_shape: [kh, kw], strides: cfg.strides as number[], dilations: cfg.dilationRate as number[], pads: pads(layer, [kh, kw], cfg) };
+        const geometry = convGeometry(layer);
+        const { kh, kw, cin, cout } = geometry;
         const bias = w.get('bias');
-        if (int8) {
-          const per = cin * kh * kw;
-          const spec = { op: 'ConvInteger', name: layer.name, weights: wOnnx, dims: [cout, cin, kh, kw], channels: cout, channelOf: (i: number) => Math.floor(i / per), channelShape: [cout, 1, 1], bias: bias?.data, weightType, attrs } as const;
-          cur = quantizedLinear(g, cur, spec, nonNegative);
+        const act = String(cfg.activation ?? 'linear');
+        const lowering = convPlan(layer);
+        if (lowering) {
+          const pool = EXACTLY_MONOTONE.has(act) ? foldableMaxPool(layers, index) : undefined;
+          if (pool) folded.add(pool.layer);
+          // The unrolled matrix reads any layout as is; im2col needs channels last.
+          if (layout === 'nhwc' || (layout === 'nchw' && lowering === 'im2col')) toChannelsLast(shapeIn, lowering === 'dense' ? 'flat' : 'rows');
+          const spec = { name: layer.name, kernel: kernel.data, bias: bias?.data, geometry, weightType, pool: pool?.geometry };
+          const out = quantizedConv2d(g, cur, layout as 'rows' | 'flat' | 'nchw', spec, nonNegative, lowering);
+          cur = out.y;
+          layout = out.rank === 2 ? 'flat' : 'rows';
+          if (!isElementwise(act)) channelsOwnAxis(outShape(pool?.layer ?? layer));
         } else {
-          const W = g.addFloats(`${layer.name}/kernel`, wOnnx, [cout, cin, kh, kw]);
+          toNchw(shapeIn);
+          const attrs = { kernel_shape: [kh, kw], strides: [...geometry.strides], dilations: [...geometry.dilations], pads: [...geometry.pads] };
+          const W = g.addFloats(`${layer.name}/kernel`, transposeKernel(kernel.data, kh, kw, cin, cout), [cout, cin, kh, kw]);
           const inputs = bias ? [cur, W, g.addFloats(`${layer.name}/bias`, bias.data)] : [cur, W];
           [cur] = g.addNode('Conv', inputs, 1, attrs);
         }
-        cur = activation(g, cur, String(cfg.activation ?? 'linear'), layer, nchw);
-        nonNegative = isNonNegative(String(cfg.activation ?? 'linear'));
+        // A float Conv fuses its relu; an int8 one can leave it to the next quantization.
+        if (!(lowering && act === 'relu' && feedsQuantizer(index))) cur = activation(g, cur, act, layer, layout === 'nchw');
+        nonNegative = isNonNegative(act);
         break;
       }
       case 'MaxPooling2D':
       case 'AveragePooling2D': {
         if (cfg.dataFormat !== 'channelsLast' || rankIn !== 4) throw new Error(`exportToOnnx: ${cls} layer '${layer.name}' must be channelsLast on a 4-D input`);
-        toNchw();
+        if (cls === 'MaxPooling2D' && (layout === 'rows' || layout === 'flat')) {
+          // After an int8 convolution: stay channels-last (Gather + ReduceMax, exact).
+          toChannelsLast(shapeIn, 'rows');
+          cur = maxPoolRows(g, cur, layer.name, shapeIn as number[], poolGeometry(layer));
+          break;
+        }
+        toNchw(shapeIn);
         const k = cfg.poolSize as number[];
         const attrs = { kernel_shape: k, strides: cfg.strides as number[], pads: pads(layer, k, cfg) };
         // TF's 'same' average pooling divides by the number of real (unpadded) cells.
@@ -130,38 +224,48 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
       case 'GlobalAveragePooling2D':
       case 'GlobalMaxPooling2D': {
         if (rankIn !== 4) throw new Error(`exportToOnnx: ${cls} layer '${layer.name}' needs a 4-D input`);
-        toNchw();
-        [cur] = g.addNode(cls === 'GlobalMaxPooling2D' ? 'GlobalMaxPool' : 'GlobalAveragePool', [cur], 1);
-        [cur] = g.addNode('Flatten', [cur], 1, { axis: 1 });
-        nchw = false;
+        if (layout === 'rows' || layout === 'flat') {
+          toChannelsLast(shapeIn, 'rows');
+          [cur] = g.addNode(cls === 'GlobalMaxPooling2D' ? 'ReduceMax' : 'ReduceMean', [cur], 1, { axes: [1], keepdims: 0 });
+        } else {
+          toNchw(shapeIn);
+          [cur] = g.addNode(cls === 'GlobalMaxPooling2D' ? 'GlobalMaxPool' : 'GlobalAveragePool', [cur], 1);
+          [cur] = g.addNode('Flatten', [cur], 1, { axis: 1 });
+        }
+        layout = 'nhwc';
         break;
       }
       case 'BatchNormalization': {
         const axis = cfg.axis as number;
         if (axis !== -1 && axis !== rankIn - 1) throw new Error(`exportToOnnx: BatchNormalization layer '${layer.name}' must normalise the last axis`);
+        channelsOwnAxis(shapeIn);
         cur = batchNorm(g, cur, layer, w, Number(cfg.epsilon), nchw);
         nonNegative = false;
         break;
       }
       case 'Activation':
-        cur = activation(g, cur, String(cfg.activation), layer, nchw);
+        if (!isElementwise(String(cfg.activation))) channelsOwnAxis(shapeIn);
+        if (!(cfg.activation === 'relu' && feedsQuantizer(index))) cur = activation(g, cur, String(cfg.activation), layer, nchw);
         nonNegative = isNonNegative(String(cfg.activation)) || (nonNegative && cfg.activation === 'linear');
         break;
       case 'Reshape': {
-        toNhwc();
+        // 'rows' has the memory order of 'nhwc': only NCHW needs a Transpose.
+        if (layout === 'nchw') toNhwc(shapeIn);
+        layout = 'nhwc';
         const target = cfg.targetShape as number[];
         [cur] = g.addNode('Reshape', [cur, g.addInt64s(`${layer.name}/shape`, [0, ...target])], 1);
         break;
       }
       case 'Flatten':
-        toNhwc();
-        if (rankIn !== 2) [cur] = g.addNode('Flatten', [cur], 1, { axis: 1 });
+        if (layout === 'nchw') toNhwc(shapeIn);
+        if (rankIn !== 2 && layout !== 'flat') [cur] = g.addNode('Flatten', [cur], 1, { axis: 1 });
+        layout = 'nhwc';
         break;
       default:
         throw new Error(`exportToOnnx: unsupported layer ${cls} ('${layer.name}')`);
     }
   }
-  toNhwc();
+  toNhwc(model.outputs[0].shape);
   g.addNode('Identity', [cur], [outputName]);
   return g.encode(`exported from tfjs model '${model.name}' (${opts.quantize})`);
 }
@@ -231,6 +335,81 @@ function pads(layer: Layer, kernel: number[], cfg: Record<string, unknown>): num
     end.push(total - Math.floor(total / 2));
   }
   return [...begin, ...end];
+}
+
+/** softmax and logSoftmax normalise over the channels; every other activation is elementwise. */
+function isElementwise(activationName: string): boolean {
+  return activationName !== 'softmax' && activationName !== 'logSoftmax';
+}
+
+/** Largest unrolled ('dense') int8 convolution matrix, in weights (= bytes in the model). */
+const DENSE_CONV_MAX_WEIGHTS = 1 << 20;
+/**
+ * What copying one im2col block (one input cell's channels) in onnxruntime's Gather costs, in
+ * multiply-adds of its int8 GEMM: about 3.5 ns per block against some 400 G multiply-adds/s on
+ * one AVX-512 VNNI core; 2048 puts the switch between 6x6 and 8x8 images of 16 -> 32 channels,
+ * as measured.
+ */
+const GATHER_BLOCK_MACS = 2048;
+
+/**
+ * 'im2col' convolutions with fewer channel pairs (cin*cout) than this stay float32: their
+ * Gather (one small block per tap and output cell) costs more than the GEMM saves (16x16x3 ->
+ * 16 channels: 0.5x fp32 at batch 32; 8x8x16 -> 32: 1.0x).
+ */
+const MIN_IM2COL_CHANNEL_PAIRS = 1024;
+
+/**
+ * How an int8-mode Conv2D runs: 'dense' or 'im2col' (see quantizedConv2d), whichever should be
+ * faster per output cell ('dense' costs inH*inW*cin*cout multiply-adds, 'im2col' kh*kw*cin*cout
+ * plus kh*kw gathered blocks), or undefined to keep it float32 (too shallow, see
+ * ExportOnnxOptions.minInt8ConvDepth, or an 'im2col' with too few channels to pay for its
+ * Gather). Measured at batch 32, one layer alone: 6x6x16 -> 32 channels, 'dense' 1.7x fp32,
+ * 'im2col' 1.1x; 8x8x16 -> 32, 'dense' 0.7x, 'im2col' 1.0x.
+ */
+export function int8ConvLowering(c: ConvGeometry, opts: Pick<ExportOnnxOptions, 'minInt8ConvDepth' | 'int8ConvLowering'> = {}): ConvLowering | undefined {
+  const taps = c.kh * c.kw;
+  // The lowerings are built for one static image size.
+  if (![c.inH, c.inW, c.outH, c.outW].every(Number.isInteger)) return undefined;
+  if (taps * c.cin < (opts.minInt8ConvDepth ?? DEFAULT_MIN_INT8_CONV_DEPTH)) return undefined;
+  if (opts.int8ConvLowering && opts.int8ConvLowering !== 'auto') return opts.int8ConvLowering;
+  const unrolled = c.inH * c.inW * c.cin * c.outH * c.outW * c.cout;
+  if (unrolled <= DENSE_CONV_MAX_WEIGHTS && c.inH * c.inW * c.cin * c.cout <= taps * (c.cin * c.cout + GATHER_BLOCK_MACS)) return 'dense';
+  return c.cin * c.cout >= MIN_IM2COL_CHANNEL_PAIRS ? 'im2col' : undefined;
+}
+
+/** Static geometry of a Conv2D layer (TF semantics, explicit pads). */
+function convGeometry(layer: Layer): ConvGeometry {
+  const cfg = layer.getConfig() as Record<string, unknown>;
+  const [kh, kw] = cfg.kernelSize as number[];
+  const [, inH, inW, cin] = inputShapeOf(layer) as number[];
+  const [, outH, outW, cout] = outShape(layer) as number[];
+  const strides = cfg.strides as [number, number];
+  const dilations = ((cfg.dilationRate as number[] | undefined) ?? [1, 1]) as [number, number];
+  return { inH, inW, cin, kh, kw, cout, strides, dilations, pads: pads(layer, [kh, kw], cfg), outH, outW };
+}
+
+/** Output size and explicit pads of a pooling layer. */
+function poolGeometry(layer: Layer): PoolGeometry {
+  const cfg = layer.getConfig() as Record<string, unknown>;
+  const [poolH, poolW] = cfg.poolSize as number[];
+  const [, outH, outW] = outShape(layer) as number[];
+  return { poolH, poolW, strides: cfg.strides as [number, number], pads: pads(layer, [poolH, poolW], cfg), outH, outW };
+}
+
+/**
+ * The MaxPooling2D right after the conv layers[index] (only inference no-ops in between), if
+ * its windows do not overlap: folded into the int8 convolution, it then costs no extra
+ * compute (see quantizedConv2d). Overlapping windows would recompute conv outputs.
+ */
+function foldableMaxPool(layers: Layer[], index: number): { layer: Layer; geometry: PoolGeometry } | undefined {
+  let next = index + 1;
+  while (next < layers.length && INFERENCE_NO_OPS.has(layers[next].getClassName())) next++;
+  const layer = layers[next];
+  if (layer?.getClassName() !== 'MaxPooling2D') return undefined;
+  const geometry = poolGeometry(layer);
+  if ((layer.getConfig() as Record<string, unknown>).dataFormat !== 'channelsLast' || geometry.strides[0] < geometry.poolH || geometry.strides[1] < geometry.poolW) return undefined;
+  return { layer, geometry };
 }
 
 function inputShapeOf(layer: Layer): Shape {
