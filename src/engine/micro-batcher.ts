@@ -161,7 +161,12 @@ export class MicroBatcher {
       batch.push(next);
       rows += next.rows;
     }
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+    // Drop taken requests from the array at once: kept there, they would outlive the young
+    // generation and be promoted, growing the old space (and RSS) under load.
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
