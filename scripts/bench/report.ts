@@ -41,3 +41,21 @@ export function machine(): string {
 export function isMain(url: string): boolean {
   return process.argv[1] !== undefined && url === pathToFileURL(process.argv[1]).href;
 }
+
+/** One target's verdict: what was measured, its value, the target, met / not met. */
+export type TargetRow = [measure: string, value: string, target: string, result: string];
+
+/** A benchmark's tables (markdown) and the verdicts on its targets. */
+export interface BenchResult {
+  md: string;
+  targets: TargetRow[];
+}
+
+export function targetsTable(rows: TargetRow[]): string {
+  return table(['measure', 'value', 'target', 'result'], rows);
+}
+
+/** A benchmark run on its own: its tables, then its targets. */
+export function standalone(r: BenchResult, title = 'Targets (this run)'): string {
+  return r.targets.length ? `${r.md}\n\n### ${title}\n\n${targetsTable(r.targets)}` : r.md;
+}

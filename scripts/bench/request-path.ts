@@ -1,8 +1,9 @@
 /**
  * Investigation, not part of `npm run bench`: the daemon's own per-request work without MQTT.
  * The real RequestHandler and ServedModel (int8 digits) with a publish stub, fed bursts of
- * requests; plus the decode step alone. Shows what a request costs once the batcher's timer
- * is out of the way (a burst of maxBatch rows flushes at once).
+ * requests; plus the decode step alone. Shows what a request costs inside the daemon, apart
+ * from MQTT and drift monitoring (the adaptive batcher runs each burst at the next turn of the
+ * event loop).
  *
  *   npx tsx scripts/bench/request-path.ts
  */

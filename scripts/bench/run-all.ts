@@ -1,15 +1,22 @@
 /**
  * All benchmarks in sequence, tables (markdown) on stdout; progress and build output on stderr.
+ * About four minutes on a 2-core machine: engine, drift observe(), serving (drift on / off /
+ * echo), version swaps under load, toolchain (exported formats, training).
  *
- *   npm run bench                 (builds dist/ first: the serving bench runs bin/edgeloop.js)
+ *   npm run bench                 (builds dist/ first: the serving benches run bin/edgeloop.js)
  *   npm run bench -- --no-build
+ *   npm run bench -- --max-load 3     (first wait, at most 3 minutes, for the 1-minute load average to drop to 3)
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { runDriftBench } from './drift.js';
 import { runEngine } from './engine.js';
-import { isMain, machine } from './report.js';
+import { isMain, machine, targetsTable, type TargetRow } from './report.js';
 import { runServing } from './serving.js';
+import { runSwap } from './swap.js';
+import { runInference, runTraining } from './toolchain.js';
 
 export const REPRODUCE = 'npm run bench';
 
@@ -20,7 +27,22 @@ function revision(): string {
   return git('status', '--porcelain', '--', 'src', 'models') ? `${head} + uncommitted changes in src/ or models/` : head;
 }
 
-export async function runAll(opts: { build?: boolean } = {}): Promise<string> {
+/**
+ * Wait (bounded) until the 1-minute load average is at most `maxLoad`: other people's work on a
+ * shared machine skews every figure. Returns what was seen, for the record.
+ */
+export async function waitForQuiet(maxLoad: number, maxWaitMs: number): Promise<string> {
+  const first = os.loadavg()[0];
+  if (first <= maxLoad) return '';
+  const until = Date.now() + maxWaitMs;
+  console.error(`load average ${first.toFixed(2)} > ${maxLoad}: waiting up to ${maxWaitMs / 1000} s for it to drop`);
+  while (Date.now() < until && os.loadavg()[0] > maxLoad) await new Promise((r) => setTimeout(r, 10_000));
+  const now = os.loadavg()[0];
+  const waited = Math.round((maxWaitMs - Math.max(0, until - Date.now())) / 1000);
+  return now <= maxLoad ? ` (waited ${waited} s for it to drop from ${first.toFixed(2)} to ≤ ${maxLoad})` : ` (still above ${maxLoad} after waiting ${waited} s from ${first.toFixed(2)}: measured anyway)`;
+}
+
+export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitMs?: number } = {}): Promise<string> {
   let buildNote = opts.build === false ? ' (dist/ not rebuilt)' : '';
   if (opts.build !== false) {
     // tsc still emits on type errors; a failed build is reported, not fatal (src/ may be mid-edit).
@@ -30,26 +52,55 @@ export async function runAll(opts: { build?: boolean } = {}): Promise<string> {
       buildNote = ' (the build reported type errors; dist/ as emitted)';
     }
   }
+  const waitNote = opts.maxLoad !== undefined ? await waitForQuiet(opts.maxLoad, opts.maxWaitMs ?? 180_000) : '';
   const started = new Date();
-  const load = os.loadavg()[0]; // other work on the machine skews every figure: record it
+  const load = os.loadavg(); // other work on the machine skews every figure: record it
   const rev = revision();
-  console.error('engine benchmark…');
-  const engine = await runEngine();
-  console.error('serving benchmark (about two minutes)…');
-  const serving = await runServing();
+  const t0 = performance.now();
+  const step = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
+    const s = performance.now();
+    console.error(`${label}…`);
+    const r = await f();
+    console.error(`  ${label}: ${((performance.now() - s) / 1000).toFixed(0)} s`);
+    return r;
+  };
+  const engine = await step('engine benchmark', () => runEngine());
+  const drift = await step('drift observe() benchmark', () => runDriftBench());
+  const serving = await step('serving benchmark: drift on / off / echo (about 90 s)', () => runServing());
+  const swap = await step('swap-under-load benchmark (about 35 s)', () => runSwap());
+  // Last: training switches tfjs backends in this process. PROD as the trainer's worker sets it.
+  tf.env().set('PROD', true);
+  const inference = await step('toolchain: exported formats', () => runInference());
+  const training = await step('toolchain: training', () => runTraining());
+  const loadAfter = os.loadavg()[0];
+  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...inference.targets];
   return [
-    `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC at commit ${rev}${buildNote}, on ${machine()}; 1-minute load average ${load.toFixed(2)} before the run.`,
+    `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC at commit ${rev}${buildNote}, on ${machine()}; ` +
+      `load average ${load.map((x) => x.toFixed(2)).join(' / ')} (1 / 5 / 15 min) before the run${waitNote}, ${loadAfter.toFixed(2)} (1 min) after; ` +
+      `${((performance.now() - t0) / 1000).toFixed(0)} s of benchmarks.`,
     `Reproduce with \`${REPRODUCE}\` (tables only) or \`npx tsx scripts/bench/update-bench-doc.ts\` (rewrites this section).`,
     '',
-    serving,
+    '### Targets (this run)',
+    '',
+    targetsTable(targets),
+    '',
+    serving.md,
+    '',
+    swap.md,
     '',
     engine,
+    '',
+    inference.md,
+    '',
+    training,
+    '',
+    drift,
   ].join('\n');
 }
 
 if (isMain(import.meta.url)) {
-  const { values } = parseArgs({ options: { 'no-build': { type: 'boolean' } } });
-  runAll({ build: !values['no-build'] }).then(
+  const { values } = parseArgs({ options: { 'no-build': { type: 'boolean' }, 'max-load': { type: 'string' } } });
+  runAll({ build: !values['no-build'], maxLoad: values['max-load'] ? Number(values['max-load']) : undefined }).then(
     (md) => console.log(md),
     (err) => {
       console.error(err);
