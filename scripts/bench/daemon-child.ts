@@ -124,10 +124,18 @@ export async function waitOnline(url: string, deviceId: string, timeoutMs = 60_0
   }
 }
 
+/** The node flags the daemon is deployed with: those of `npm start` (and deploy/edgeloop.service). */
+export function deployedNodeFlags(): string[] {
+  const start = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const m = /^node\s+(.*?)\s*bin\/edgeloop\.js\b/.exec(start);
+  return m ? m[1].split(/\s+/).filter(Boolean) : [];
+}
+
 /**
  * Start `node bin/edgeloop.js serve --broker URL --device-id ID --home HOME --log-level warn`
  * (serving the bundles in models/), with `config` written to a JSON file for `--config` when
- * given; resolves once the daemon reports online. `nodeArgs` go to node (e.g. --cpu-prof).
+ * given; resolves once the daemon reports online. `nodeArgs` go to node after the deployed
+ * flags (deployedNodeFlags), e.g. --cpu-prof.
  */
 export async function startDaemonChild(o: { url: string; deviceId: string; home: string; config?: unknown; nodeArgs?: string[] }): Promise<DaemonChild> {
   mkdirSync(o.home, { recursive: true });
@@ -137,7 +145,7 @@ export async function startDaemonChild(o: { url: string; deviceId: string; home:
     writeFileSync(file, JSON.stringify(o.config, null, 2));
     args.push('--config', file);
   }
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...deployedNodeFlags(), ...(o.nodeArgs ?? []), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   // Drift events are expected (the benches cycle through 20 sample rows, a distribution far
   // narrower than the reference profile's): counted, not kept. Everything else: the last 4 kB.
   let log = '';
