@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { exportVariant } from '../src/training/export/variants.js';
 import { exportToOnnx, type ExportOnnxOptions } from '../src/training/onnx/export-onnx.js';
 
 type Model = tfl.LayersModel;
@@ -243,7 +244,14 @@ describe('exportToOnnx', () => {
     const withOutlier = data.slice();
     withOutlier[3 * 64 + 17] = 90;
     const zeros = new Float32Array(64);
-    for (const [name, model, opts] of cases) {
+    // The same models as int8-static (fixed scales calibrated on other random rows; row 3's 90 is beyond them).
+    const calibration = { rows: tf.randomNormal([200, 64], 0, 1, 'float32', 32).dataSync() as Float32Array, count: 200 };
+    const staticCases: [string, tfl.LayersModel, Partial<ExportOnnxOptions>][] = [
+      ['static MLP', mlp, {}],
+      ['static CNN', cnn, {}],
+      ...(['dense', 'im2col', 'qlinearconv', 'float'] as const).map((l): [string, tfl.LayersModel, Partial<ExportOnnxOptions>] => [`static strided CNN, ${l}`, strided, { staticConvLowering: l }]),
+    ];
+    for (const [name, model, opts] of [...cases, ...staticCases.map(([n, m, o]): [string, tfl.LayersModel, Partial<ExportOnnxOptions>] => [n, m, { quantize: 'int8-static', calibration, ...o }])]) {
       for (const weightType of ['uint8', 'int8'] as const) {
         const session = await ort.InferenceSession.create(exportToOnnx(model, { quantize: 'int8', weightType, ...opts }));
         const run = async (x: Float32Array) => (await session.run({ input: new ort.Tensor('float32', x, [x.length / 64, 64]) })).probabilities.data as Float32Array;
@@ -396,6 +404,151 @@ describe('exportToOnnx', () => {
     }
     tf.dispose([xTrain, yTrain, held]);
   }, 60_000);
+
+  describe("int8-static (calibrated QLinear graph)", () => {
+    const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
+    /** The digits MLP and CNN architectures (smaller), trained on the first 1200 digits. */
+    let trained: { mlp: Model; cnn: Model; calibration: { rows: Float32Array; count: number }; held: tf.Tensor2D; heldLabels: number[] };
+
+    beforeAll(async () => {
+      const { x, labels } = digits();
+      const train = 1200;
+      const mlp = tfl.sequential({
+        layers: [
+          tfl.layers.dense({ inputShape: [64], units: 64, activation: 'relu', kernelInitializer: init(71) }),
+          tfl.layers.dense({ units: 32, activation: 'relu', kernelInitializer: init(72) }),
+          tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(73) }),
+        ],
+      });
+      const cnn = tfl.sequential({
+        layers: [
+          tfl.layers.reshape({ inputShape: [64], targetShape: [8, 8, 1] }),
+          tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(74) }),
+          tfl.layers.maxPooling2d({ poolSize: 2 }),
+          tfl.layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(75) }),
+          tfl.layers.maxPooling2d({ poolSize: 2 }),
+          tfl.layers.flatten(),
+          tfl.layers.dropout({ rate: 0.2 }),
+          tfl.layers.dense({ units: 32, activation: 'relu', kernelInitializer: init(76) }),
+          tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(77) }),
+        ],
+      });
+      const xTrain = tf.tensor2d(x.subarray(0, train * 64), [train, 64]);
+      const yTrain = tf.cast(tf.oneHot(labels.slice(0, train), 10), 'float32');
+      for (const model of [mlp, cnn]) {
+        model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
+        await model.fit(xTrain, yTrain, { epochs: 8, batchSize: 32, shuffle: false, verbose: 0 });
+      }
+      tf.dispose([xTrain, yTrain]);
+      trained = { mlp, cnn, calibration: { rows: x.slice(0, train * 64), count: train }, held: tf.tensor2d(x.subarray(train * 64), [labels.length - train, 64]), heldLabels: labels.slice(train) };
+    }, 60_000);
+
+    const staticOpts = (o: Partial<ExportOnnxOptions> = {}): ExportOnnxOptions => ({ quantize: 'int8-static', calibration: trained.calibration, ...o });
+
+    it('>= 99% top-1 agreement with tfjs on held-out digits (MLP and CNN, every convolution lowering, both calibrations)', async () => {
+      const cases: [string, Model, Partial<ExportOnnxOptions>][] = [
+        ['MLP', trained.mlp, {}],
+        ['MLP, minmax calibration', trained.mlp, { calibrationMethod: { method: 'minmax' } }],
+        ['CNN (float first conv, QGemm dense second)', trained.cnn, {}],
+        ['CNN, minmax calibration', trained.cnn, { calibrationMethod: { method: 'minmax' } }],
+        ['CNN, every conv dense', trained.cnn, { staticConvLowering: 'dense' }],
+        ['CNN, every conv im2col', trained.cnn, { staticConvLowering: 'im2col' }],
+        ['CNN, every conv QLinearConv', trained.cnn, { staticConvLowering: 'qlinearconv' }],
+        ['CNN, uint8 weights', trained.cnn, { weightType: 'uint8' }],
+      ];
+      for (const [name, model, opts] of cases) {
+        const probs = (model.predict(trained.held) as tf.Tensor).dataSync();
+        const reference = argmaxRows(probs, 10);
+        expect(agreement(reference, trained.heldLabels), `${name}: tfjs accuracy`).toBeGreaterThan(0.9);
+        const out = await runOnnx(exportToOnnx(model, staticOpts(opts)), trained.held);
+        expect(agreement(argmaxRows(out.probabilities, 10), reference), name).toBeGreaterThanOrEqual(0.99);
+        // Accuracy within a point of the float model.
+        expect(Math.abs(agreement(argmaxRows(out.probabilities, 10), trained.heldLabels) - agreement(reference, trained.heldLabels)), name).toBeLessThanOrEqual(0.01);
+        expect(maxAbsDiff(out.probabilities, probs), `${name}: int8 must really be quantized`).toBeGreaterThan(0);
+        expect(maxAbsDiff(out.probabilities, probs), name).toBeLessThan(0.5);
+      }
+    }, 60_000);
+
+    it('stays uint8 between layers: one QuantizeLinear, QGemm, NhwcMaxPool, no per-row quantization', () => {
+      const mlp = opCounts(exportToOnnx(trained.mlp, staticOpts()));
+      expect(Object.fromEntries(mlp)).toEqual({ QuantizeLinear: 1, QGemm: 3, Softmax: 1, Identity: 1 });
+      const cnn = opCounts(exportToOnnx(trained.cnn, staticOpts()));
+      expect(Object.fromEntries(['Conv', 'MaxPool', 'QuantizeLinear', 'DequantizeLinear', 'QGemm', 'NhwcMaxPool', 'MatMulInteger', 'ReduceMax', 'Transpose'].map((op) => [op, cnn.get(op) ?? 0]))).toEqual({
+        Conv: 1, // the 1-channel first layer stays float, as in the dynamic path
+        MaxPool: 1,
+        QuantizeLinear: 1,
+        DequantizeLinear: 0, // the last QGemm outputs float logits
+        QGemm: 3,
+        NhwcMaxPool: 1,
+        MatMulInteger: 0,
+        ReduceMax: 0,
+        Transpose: 0,
+      });
+      const all = opCounts(exportToOnnx(trained.cnn, staticOpts({ staticConvLowering: 'dense' })));
+      expect([all.get('Conv'), all.get('QGemm'), all.get('NhwcMaxPool'), all.get('QuantizeLinear')]).toEqual([undefined, 4, 2, 1]);
+    });
+
+    it('a row gets bit-identical results whatever its batch, next to an outlier beyond the calibration range', async () => {
+      const rows = tf.slice(trained.held, [0, 0], [8, 64]);
+      const data = rows.dataSync() as Float32Array;
+      const withOutlier = data.slice();
+      withOutlier.fill(500, 3 * 64, 4 * 64); // row 3: every pixel far beyond anything calibrated
+      const cases: [string, Model, Partial<ExportOnnxOptions>][] = [
+        ['MLP', trained.mlp, {}],
+        ['CNN', trained.cnn, {}],
+        ['CNN, dense', trained.cnn, { staticConvLowering: 'dense' }],
+        ['CNN, im2col', trained.cnn, { staticConvLowering: 'im2col' }],
+        ['CNN, QLinearConv', trained.cnn, { staticConvLowering: 'qlinearconv' }],
+      ];
+      for (const [name, model, opts] of cases) {
+        const session = await ort.InferenceSession.create(exportToOnnx(model, staticOpts(opts)));
+        const run = async (x: Float32Array) => (await session.run({ input: new ort.Tensor('float32', x, [x.length / 64, 64]) })).probabilities.data as Float32Array;
+        const batched = await run(withOutlier);
+        const reversed = await run(Float32Array.from({ length: 8 * 64 }, (_, i) => withOutlier[(7 - Math.floor(i / 64)) * 64 + (i % 64)]));
+        for (const r of [0, 1, 2, 4, 5, 6, 7]) {
+          const alone = await run(data.slice(r * 64, (r + 1) * 64));
+          expect(maxAbsDiff(alone, batched.slice(r * 10, (r + 1) * 10)), `${name}, row ${r}`).toBe(0);
+          expect(maxAbsDiff(alone, reversed.slice((7 - r) * 10, (8 - r) * 10)), `${name}, row ${r} (reversed batch)`).toBe(0);
+        }
+        // The outlier saturates: finite probabilities that sum to 1.
+        const outlier = batched.slice(30, 40);
+        expect(outlier.every((p) => Number.isFinite(p) && p >= 0 && p <= 1), name).toBe(true);
+        expect(Math.abs(outlier.reduce((a, b) => a + b, 0) - 1), name).toBeLessThan(1e-5);
+        await session.release();
+      }
+      rows.dispose();
+    }, 30_000);
+
+    it('an input beyond the calibrated range saturates at its end (the same result however far beyond)', async () => {
+      const row = tf.slice(trained.held, [5, 0], [1, 64]).dataSync() as Float32Array;
+      const session = await ort.InferenceSession.create(exportToOnnx(trained.mlp, staticOpts()));
+      const run = async (v: number) => {
+        const x = row.slice();
+        x[20] = v;
+        x[43] = -v;
+        return (await session.run({ input: new ort.Tensor('float32', x, [1, 64]) })).probabilities.data as Float32Array;
+      };
+      const [far, farther, farthest] = [await run(1e3), await run(1e6), await run(3e38)];
+      expect(far.every(Number.isFinite)).toBe(true);
+      expect(maxAbsDiff(far, farther)).toBe(0);
+      expect(maxAbsDiff(far, farthest)).toBe(0);
+      await session.release();
+    });
+
+    it('embedding output, calibration required, and the onnx-int8-static variant records its calibration', async () => {
+      const float = await runOnnx(exportToOnnx(trained.mlp, { quantize: 'float32', embeddingOutput: true }), trained.held);
+      const quantized = await runOnnx(exportToOnnx(trained.mlp, staticOpts({ embeddingOutput: true })), trained.held);
+      // Relative to the activations' size (the top 0.01% of calibration values saturate).
+      const mean = (v: ArrayLike<number>) => Array.from(v).reduce((a, b) => a + Math.abs(b), 0) / v.length;
+      expect(mean(Array.from(quantized.embedding, (v, i) => v - float.embedding[i]))).toBeLessThan(0.03 * mean(float.embedding));
+      expect(maxAbsDiff(quantized.embedding, float.embedding)).toBeGreaterThan(0);
+      expect(() => exportToOnnx(trained.mlp, { quantize: 'int8-static' })).toThrow(/calibration/);
+      await expect(exportVariant(trained.mlp, 'onnx-int8-static', 'classification')).rejects.toThrow(/calibration/);
+      const art = await exportVariant(trained.mlp, 'onnx-int8-static', 'classification', { calibration: { ...trained.calibration, source: 'training split' } });
+      expect(art.quantization).toBe('int8');
+      expect(art.quantizationDetails).toMatchObject({ mode: 'static', calibration: { method: 'percentile 99.99', rows: 1200, data: 'training split' } });
+    });
+  });
 
   it('names the class of an unsupported layer', () => {
     const model = tfl.sequential({ layers: [tfl.layers.conv1d({ inputShape: [8, 2], filters: 2, kernelSize: 2 }), tfl.layers.flatten()] });

@@ -4,10 +4,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { readBundle, type BundleDraft, type Manifest } from '../../bundle/index.js';
 import { loadModel, tfjsArtifacts, type EngineOptions } from '../../engine/index.js';
 import { EdgeloopError } from '../../errors.js';
-import { evaluateBundle, evaluateLoaded, summarize, type BundleEvaluation } from '../evaluate/index.js';
+import { readCsvDataset, reproduceSplit, selectRows } from '../data/index.js';
+import { evaluateBundle, evaluateLoaded, provenanceOfManifest, standardizeLikeDaemon, summarize, type BundleEvaluation } from '../evaluate/index.js';
 import { checkTargets, writeBundles } from '../pipeline/write.js';
 import { memoryBundle } from './memory-bundle.js';
-import { exportVariant, type Variant } from './variants.js';
+import { exportVariant, type ExportVariantOptions, type Variant } from './variants.js';
 
 export interface ExportTarget {
   variant: Variant;
@@ -46,11 +47,12 @@ export async function exportBundle(o: ExportOptions): Promise<{ source: Manifest
   if (m.runtime !== 'tfjs') throw new EdgeloopError('EDGELOOP_USAGE', `${o.source} is an ${m.runtime} bundle; export starts from a tfjs bundle (the trained model, as 'edgeloop train' writes it)`);
   const model = await tfl.loadLayersModel(tf.io.fromMemory(tfjsArtifacts(src.files, m.entry)));
   const sourceEvaluation = o.data ? await evaluateBundle(o.source, o.data, { label: o.label, engine: o.engine }) : undefined;
+  const calibration = o.targets.some((t) => t.variant === 'onnx-int8-static') ? await calibrationRows(m, o) : undefined;
   const exported: ExportedBundle[] = [];
   try {
     const staged: { target: ExportTarget; draft: BundleDraft; files: Map<string, Uint8Array>; evaluation?: BundleEvaluation }[] = [];
     for (const target of o.targets) {
-      const art = await exportVariant(model, target.variant, m.task);
+      const art = await exportVariant(model, target.variant, m.task, { calibration });
       const files = new Map(art.files);
       for (const f of CARRIED) if (src.files.has(f)) files.set(f, src.files.get(f)!);
       const { format: _f, artifacts: _a, ...rest } = m;
@@ -63,7 +65,7 @@ export async function exportBundle(o: ExportOptions): Promise<{ source: Manifest
         outputs: art.outputs,
         quantization: art.quantization,
         createdAt: new Date().toISOString(),
-        training: { ...(m.training as object | undefined), exportedAs: target.variant, exportedFrom: `${m.name}@${m.version}` },
+        training: { ...(m.training as object | undefined), exportedAs: target.variant, exportedFrom: `${m.name}@${m.version}`, ...(art.quantizationDetails ? { quantization: art.quantizationDetails } : {}) },
         metrics: { modelBytes: [...art.files.values()].reduce((a, f) => a + f.byteLength, 0) },
       };
       let evaluation: BundleEvaluation | undefined;
@@ -87,4 +89,19 @@ export async function exportBundle(o: ExportOptions): Promise<{ source: Manifest
     model.dispose();
   }
   return { source: m, sourceEvaluation, exported };
+}
+
+/**
+ * Calibration rows of 'onnx-int8-static': the source's training split rebuilt from `data` (its
+ * training file), else every row of `data`; standardised as the daemon does.
+ */
+async function calibrationRows(m: Manifest, o: ExportOptions): Promise<ExportVariantOptions['calibration']> {
+  if (!o.data) throw new EdgeloopError('EDGELOOP_USAGE', 'onnx-int8-static calibrates on data: pass the training file with --data');
+  if (m.task === 'embedding') throw new EdgeloopError('EDGELOOP_USAGE', 'onnx-int8-static: embedding models cannot be calibrated from a labelled file');
+  const provenance = provenanceOfManifest(m);
+  const ds = await readCsvDataset(o.data, { label: o.label ?? provenance?.label ?? 'label', task: m.task, features: provenance?.features, classes: m.labels });
+  const train = reproduceSplit(ds, provenance)?.train;
+  const rows = train ?? Array.from({ length: ds.rows }, (_, i) => i);
+  const x = standardizeLikeDaemon(selectRows(ds.x, ds.features.length, rows), m.preprocessing.standardize);
+  return { rows: x, count: rows.length, source: train ? 'training split' : `all rows of ${o.data.split(/[\\/]/).pop()}` };
 }

@@ -1,11 +1,12 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Manifest, TensorSpec } from '../../bundle/index.js';
 import { EdgeloopError } from '../../errors.js';
-import { exportToOnnx } from '../onnx/export-onnx.js';
+import { describeCalibration, type CalibrationData } from '../onnx/calibrate.js';
+import { DEFAULT_CALIBRATION, exportToOnnx } from '../onnx/export-onnx.js';
 import { saveTfjsArtifacts, TFJS_MODEL_FILE } from '../tfjs-export.js';
 
 /** The formats a trained model is exported to. */
-export const VARIANTS = ['tfjs', 'tfjs-float16', 'tfjs-uint8', 'onnx-fp32', 'onnx-int8'] as const;
+export const VARIANTS = ['tfjs', 'tfjs-float16', 'tfjs-uint8', 'onnx-fp32', 'onnx-int8', 'onnx-int8-static'] as const;
 export type Variant = (typeof VARIANTS)[number];
 
 /** One exported model: its files and the manifest fields that describe them. */
@@ -17,6 +18,17 @@ export interface VariantArtifacts {
   files: Map<string, Uint8Array>;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /** How an int8 ONNX export was quantized (recorded in the bundle's training record). */
+  quantizationDetails?: Record<string, unknown>;
+}
+
+/** What some variants need besides the model. */
+export interface ExportVariantOptions {
+  /**
+   * 'onnx-int8-static': the rows its activation ranges are calibrated on, standardised as
+   * the model sees them (the training split), and where they come from.
+   */
+  calibration?: CalibrationData & { source: string };
 }
 
 export const ONNX_MODEL_FILE = 'model.onnx';
@@ -42,11 +54,12 @@ function embeddingWidth(model: tfl.LayersModel): number | undefined {
 
 /**
  * Export a trained tfjs model as one variant: tfjs LayersModel files (float32, or weights
- * quantized to float16 / uint8 with tfjs's own manifest fields) or ONNX (float32, or int8
- * dynamic quantization) written by our ONNX writer. ONNX classifiers also get an `embedding`
+ * quantized to float16 / uint8 with tfjs's own manifest fields) or ONNX (float32, int8 with
+ * dynamic per-row activation quantization, or int8 static quantization calibrated on
+ * `opts.calibration`) written by our ONNX writer. ONNX classifiers also get an `embedding`
  * output (the penultimate Dense layer) for head fine-tuning.
  */
-export async function exportVariant(model: tfl.LayersModel, variant: Variant, task: Manifest['task']): Promise<VariantArtifacts> {
+export async function exportVariant(model: tfl.LayersModel, variant: Variant, task: Manifest['task'], opts: ExportVariantOptions = {}): Promise<VariantArtifacts> {
   const inShape = model.inputs[0].shape.slice(1) as number[];
   const outShape = model.outputs[0].shape.slice(1) as number[];
   const inputs: TensorSpec[] = [{ name: 'input', dtype: 'float32', shape: [-1, ...inShape] }];
@@ -56,14 +69,27 @@ export async function exportVariant(model: tfl.LayersModel, variant: Variant, ta
     const files = await saveTfjsArtifacts(model, { quantize });
     return { variant, runtime: 'tfjs', quantization: quantize, entry: TFJS_MODEL_FILE, files, inputs, outputs: [first] };
   }
-  const int8 = variant === 'onnx-int8';
+  const quantize = variant === 'onnx-int8' ? 'int8' : variant === 'onnx-int8-static' ? 'int8-static' : 'float32';
+  const int8 = quantize !== 'float32';
   const embedding = task === 'classification' ? embeddingWidth(model) : undefined;
+  let quantizationDetails: Record<string, unknown> | undefined;
+  if (quantize === 'int8') quantizationDetails = { mode: 'dynamic', activations: 'uint8, one scale per row computed at run time', weights: 'int8 per output channel, 7-bit symmetric' };
+  if (quantize === 'int8-static') {
+    if (!opts.calibration) throw new EdgeloopError('EDGELOOP_USAGE', `${variant} needs calibration rows (the training split)`);
+    quantizationDetails = {
+      mode: 'static',
+      activations: 'uint8, fixed scale and zero point per tensor',
+      weights: 'int8 per output channel, 7-bit symmetric',
+      calibration: { method: describeCalibration(DEFAULT_CALIBRATION), rows: opts.calibration.count, data: opts.calibration.source },
+    };
+  }
   let bytes: Uint8Array;
   try {
-    bytes = exportToOnnx(model, { quantize: int8 ? 'int8' : 'float32', inputName: 'input', outputName: first.name, embeddingOutput: embedding !== undefined });
+    const calibration = quantize === 'int8-static' ? { rows: opts.calibration!.rows, count: opts.calibration!.count } : undefined;
+    bytes = exportToOnnx(model, { quantize, calibration, calibrationMethod: DEFAULT_CALIBRATION, inputName: 'input', outputName: first.name, embeddingOutput: embedding !== undefined });
   } catch (err) {
     throw new EdgeloopError('EDGELOOP_EXPORT_FAILED', `${variant}: ${(err as Error).message}`, { cause: err });
   }
   const outputs = embedding !== undefined ? [first, { name: 'embedding', dtype: 'float32' as const, shape: [-1, embedding] }] : [first];
-  return { variant, runtime: 'onnx', quantization: int8 ? 'int8' : 'float32', entry: ONNX_MODEL_FILE, files: new Map([[ONNX_MODEL_FILE, bytes]]), inputs, outputs };
+  return { variant, runtime: 'onnx', quantization: int8 ? 'int8' : 'float32', entry: ONNX_MODEL_FILE, files: new Map([[ONNX_MODEL_FILE, bytes]]), inputs, outputs, ...(quantizationDetails ? { quantizationDetails } : {}) };
 }

@@ -1,9 +1,11 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { activation, isNonNegative } from './activations.js';
-import { OnnxGraphBuilder } from './onnx-writer.js';
+import { calibrateRanges, type CalibrationData, type CalibrationMethod, type LayerRanges } from './calibrate.js';
+import { MS_DOMAIN, OnnxGraphBuilder } from './onnx-writer.js';
 import type { WeightType } from './quantize.js';
 import { maxPoolRows, quantizedConv2d, type ConvGeometry, type ConvLowering, type PoolGeometry } from './quantized-conv.js';
 import { quantizedLinear } from './quantized-linear.js';
+import { dequantizeStatic, qgemmConv, qlinearConv, qlinearDense, quantizeStatic, uint8Params, type QTensor, type StaticConvInput, type StaticConvLowering } from './quantized-static.js';
 
 /** Options of {@link exportToOnnx}. */
 export interface ExportOnnxOptions {
@@ -12,8 +14,34 @@ export interface ExportOnnxOptions {
    * quantizedConv2d) with per-channel int8 weights and activations quantized per row at run
    * time, so a row's result does not depend on its batch (see quantizeRows); everything else
    * stays float32, and so do convolutions shallower than `minInt8ConvDepth`.
+   *
+   * 'int8-static': static quantization with calibration (QLinear operators): activation scales
+   * and zero points are fixed at export from ranges measured on `calibration` (see
+   * calibrateRanges), so the graph stays uint8 between quantized layers: a QuantizeLinear in
+   * front of the first one, Dense as com.microsoft.QGemm and Conv2D as a QGemm on the unrolled
+   * or im2col matrix (see qgemmConv), per-output-channel 7-bit int8 weights, int32 bias, a
+   * relu fused into the output range, max pooling on uint8 (com.microsoft.NhwcMaxPool), then
+   * DequantizeLinear, or a float-output QGemm, where a float op needs it (softmax, tanh,
+   * batch normalisation, a convolution kept float32 by `staticConvLowering`). For example the
+   * digits CNN: Conv (float, 1 channel) -> MaxPool -> Flatten -> QuantizeLinear -> QGemm
+   * (conv2) -> NhwcMaxPool -> Flatten -> QGemm (dense, uint8 out) -> QGemm (float logits) ->
+   * Softmax. Fixed scales make every row independent of its batch by construction; values
+   * beyond the calibrated range saturate at the ends of it.
    */
-  quantize: 'float32' | 'int8';
+  quantize: 'float32' | 'int8' | 'int8-static';
+  /**
+   * int8-static only (required): rows to calibrate activation ranges on, as the model sees
+   * them (e.g. the standardised training split).
+   */
+  calibration?: CalibrationData;
+  /** int8-static only: how ranges are taken (default {@link DEFAULT_CALIBRATION}). */
+  calibrationMethod?: CalibrationMethod;
+  /**
+   * int8-static only: how a Conv2D runs (see StaticConvLowering). 'auto' (default) takes the
+   * int8 lowering {@link int8ConvLowering} picks, or 'float' where it keeps float32 (e.g. a
+   * 3x3 convolution of a 1-channel image); the others force one (tests, benchmarks).
+   */
+  staticConvLowering?: 'auto' | StaticConvLowering;
   /** Graph input name (default 'input'). */
   inputName?: string;
   /** Name of the model's final output (default 'probabilities'). */
@@ -48,6 +76,14 @@ export interface ExportOnnxOptions {
  */
 export const DEFAULT_MIN_INT8_CONV_DEPTH = 16;
 
+/** Default calibration of int8-static exports. */
+export const DEFAULT_CALIBRATION: CalibrationMethod = { method: 'percentile', percentile: 99.99 };
+
+/** Activations an int8-static Dense / Conv2D folds into its output range (saturation at 0 is relu). */
+const FUSED_IN_RANGE = new Set(['linear', 'relu', 'relu6']);
+/** Layers that run on uint8 in an int8-static graph, keeping their input's quantization. */
+const UINT8_PASSTHROUGH = new Set(['MaxPooling2D', 'Flatten', 'Reshape']);
+
 type Layer = LayersModel['layers'][number];
 type Shape = (number | null)[];
 
@@ -79,6 +115,7 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
   const inputName = opts.inputName ?? 'input';
   const outputName = opts.outputName ?? 'probabilities';
   const int8 = opts.quantize === 'int8';
+  const staticInt8 = opts.quantize === 'int8-static';
   const weightType = opts.weightType ?? 'int8';
   /** How a Conv2D layer runs as int8, or undefined when it stays float32. */
   const convPlan = (l: Layer): ConvLowering | undefined => (int8 ? int8ConvLowering(convGeometry(l), opts) : undefined);
@@ -98,10 +135,29 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
     }
     return false;
   };
+  /** int8-static: how a Conv2D layer runs. */
+  const staticConvPlan = (l: Layer): StaticConvLowering => {
+    const choice = opts.staticConvLowering ?? 'auto';
+    return choice === 'auto' ? (int8ConvLowering(convGeometry(l), { minInt8ConvDepth: opts.minInt8ConvDepth }) ?? 'float') : choice;
+  };
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('exportToOnnx: only single-input, single-output models are supported');
 
   const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
   checkLinearChain(layers);
+  let ranges: Map<Layer, LayerRanges> | undefined;
+  if (staticInt8) {
+    if (!opts.calibration) throw new Error("exportToOnnx: quantize 'int8-static' needs calibration rows");
+    ranges = calibrateRanges(model, layers, opts.calibration, opts.calibrationMethod ?? DEFAULT_CALIBRATION);
+  }
+  /** int8-static: whether the output of layers[index] reaches a Dense / Conv2D through uint8-only layers. */
+  const feedsStatic = (index: number): boolean => {
+    for (const next of layers.slice(index + 1)) {
+      const cls = next.getClassName();
+      if (INFERENCE_NO_OPS.has(cls) || UINT8_PASSTHROUGH.has(cls)) continue;
+      return cls === 'Dense' || (cls === 'Conv2D' && staticConvPlan(next) !== 'float');
+    }
+    return false;
+  };
   const denseLayers = layers.filter((l) => l.getClassName() === 'Dense');
   if (opts.embeddingOutput && denseLayers.length < 2) throw new Error('exportToOnnx: embeddingOutput needs at least two Dense layers');
   const embeddingLayer = opts.embeddingOutput ? denseLayers[denseLayers.length - 2] : undefined;
@@ -144,6 +200,28 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
   // MaxPooling2D layers already folded into the int8 convolution before them.
   const folded = new Set<Layer>();
 
+  // int8-static: the quantization of `cur` while it is uint8 (undefined while it is float).
+  let quant: Omit<QTensor, 'name'> | undefined;
+  const quantized = (): QTensor => ({ name: cur, ...quant! });
+  const dequantize = (): void => {
+    if (quant) cur = dequantizeStatic(g, quantized());
+    quant = undefined;
+  };
+  /** int8-static: `cur` as uint8, quantized with the calibrated range of `layer`'s input if it is float. */
+  const quantizeInput = (layer: Layer): QTensor => {
+    if (!quant) {
+      const { name, ...rest } = quantizeStatic(g, cur, `${layer.name}/input`, uint8Params(ranges!.get(layer)!.input));
+      cur = name;
+      quant = rest;
+    }
+    return quantized();
+  };
+  const setQuantized = (q: QTensor): void => {
+    const { name, ...rest } = q;
+    cur = name;
+    quant = rest;
+  };
+
   // True while every value of the current tensor is known to be >= 0 (e.g. after a relu), or a
   // relu is left to its quantization (see feedsQuantizer): its per-row int8 quantization then
   // needs no zero point.
@@ -156,6 +234,7 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
     const rankIn = shapeIn.length;
     const nchw = layout === 'nchw';
     if (INFERENCE_NO_OPS.has(cls) || folded.has(layer)) continue;
+    if (quant && cls !== 'Dense' && cls !== 'Conv2D' && !UINT8_PASSTHROUGH.has(cls)) dequantize();
     switch (cls) {
       case 'Dense': {
         if (rankIn !== 2) throw new Error(`exportToOnnx: Dense layer '${layer.name}' on a rank-${rankIn} input is not supported (add a Flatten)`);
@@ -163,6 +242,19 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
         const bias = w.get('bias');
         const [nIn, nOut] = kernel.shape;
         const act = String(cfg.activation ?? 'linear');
+        if (staticInt8) {
+          const r = ranges!.get(layer)!;
+          // Stays uint8 when its activation is fused into the output range and a quantized layer is next.
+          const keep = FUSED_IN_RANGE.has(act) && feedsStatic(index);
+          const spec = { name: layer.name, weights: kernel.data, dims: [nIn, nOut] as const, bias: bias?.data, weightType };
+          const y = qlinearDense(g, quantizeInput(layer), spec, keep ? uint8Params(r.output) : undefined);
+          if (typeof y === 'string') {
+            cur = activation(g, y, act, layer, nchw);
+            quant = undefined;
+          } else setQuantized(y);
+          if (layer === embeddingLayer) g.addNode(quant ? 'DequantizeLinear' : 'Identity', quant ? [cur, quant.scale, quant.zeroPoint] : [cur], ['embedding']);
+          break;
+        }
         if (int8) {
           cur = quantizedLinear(g, cur, { name: layer.name, weights: kernel.data, dims: [nIn, nOut], bias: bias?.data, weightType }, nonNegative);
         } else {
@@ -182,6 +274,41 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
         const { kh, kw, cin, cout } = geometry;
         const bias = w.get('bias');
         const act = String(cfg.activation ?? 'linear');
+        const staticLowering = staticInt8 ? staticConvPlan(layer) : undefined;
+        if (staticLowering && staticLowering !== 'float') {
+          const r = ranges!.get(layer)!;
+          const fused = FUSED_IN_RANGE.has(act);
+          const out = uint8Params(fused ? r.output : r.linear!);
+          const spec = { name: layer.name, kernel: kernel.data, bias: bias?.data, geometry, weightType };
+          if (staticLowering === 'qlinearconv') {
+            quantizeInput(layer);
+            toNchw(shapeIn); // a Reshape or Transpose of the uint8 tensor
+            setQuantized(qlinearConv(g, quantized(), spec, out));
+          } else {
+            let input = layout as StaticConvInput;
+            if (layout === 'nhwc' || (layout === 'nchw' && staticLowering === 'im2col')) {
+              toChannelsLast(shapeIn, staticLowering === 'dense' ? 'flat' : 'rows');
+              input = layout as StaticConvInput;
+            } else if (layout === 'nchw' && !quant) {
+              // The unrolled matrix reads NCHW as is. A float input is flattened before it is
+              // quantized: onnxruntime would move a QuantizeLinear right after a MaxPool up
+              // before it, onto its slow uint8 NCHW MaxPool.
+              [cur] = g.addNode('Flatten', [cur], 1, { axis: 1 });
+              input = 'nchw-flat';
+            }
+            quantizeInput(layer);
+            const res = qgemmConv(g, quantized(), input, spec, out, staticLowering);
+            setQuantized(res.y);
+            layout = res.rank === 2 ? 'flat' : 'rows';
+          }
+          if (!fused) {
+            dequantize();
+            if (!isElementwise(act)) channelsOwnAxis(outShape(layer));
+            cur = activation(g, cur, act, layer, layout === 'nchw');
+          }
+          break;
+        }
+        if (staticLowering === 'float') dequantize();
         const lowering = convPlan(layer);
         if (lowering) {
           const pool = EXACTLY_MONOTONE.has(act) ? foldableMaxPool(layers, index) : undefined;
@@ -208,6 +335,15 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
       case 'MaxPooling2D':
       case 'AveragePooling2D': {
         if (cfg.dataFormat !== 'channelsLast' || rankIn !== 4) throw new Error(`exportToOnnx: ${cls} layer '${layer.name}' must be channelsLast on a 4-D input`);
+        if (cls === 'MaxPooling2D' && quant && layout !== 'nchw') {
+          // int8-static, channels-last uint8: onnxruntime's NhwcMaxPool (its ONNX MaxPool on
+          // uint8 is several times slower); padded cells never win, as in TF.
+          if (layout !== 'nhwc') reshape([0, ...(shapeIn.slice(1) as number[])]);
+          layout = 'nhwc';
+          const k = cfg.poolSize as number[];
+          [cur] = g.addNode('NhwcMaxPool', [cur], 1, { kernel_shape: k, strides: cfg.strides as number[], pads: pads(layer, k, cfg) }, MS_DOMAIN);
+          break;
+        }
         if (cls === 'MaxPooling2D' && (layout === 'rows' || layout === 'flat')) {
           // After an int8 convolution: stay channels-last (Gather + ReduceMax, exact).
           toChannelsLast(shapeIn, 'rows');
@@ -265,6 +401,7 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
         throw new Error(`exportToOnnx: unsupported layer ${cls} ('${layer.name}')`);
     }
   }
+  dequantize();
   toNhwc(model.outputs[0].shape);
   g.addNode('Identity', [cur], [outputName]);
   return g.encode(`exported from tfjs model '${model.name}' (${opts.quantize})`);
@@ -293,12 +430,22 @@ interface Weight {
   shape: number[];
 }
 
-/** A layer's weights keyed by their short name (kernel, bias, gamma, moving_mean, ...). */
+/** Smallest normal float32; anything smaller in magnitude is a denormal. */
+const FLT_MIN = 1.1754943508222875e-38;
+
+/**
+ * A layer's weights keyed by their short name (kernel, bias, gamma, moving_mean, ...), with
+ * denormals flushed to 0. Weight decay leaves the weights of never-varying inputs (the digits'
+ * always-blank border pixels) denormal; each product with a non-zero input is then a slow
+ * microcode assist on x86 (the digits MLP's fp32 first Gemm ran 5x slower on such inputs).
+ * Their contribution is below 1e-35.
+ */
 function weightsOf(layer: Layer): Map<string, Weight> {
   const out = new Map<string, Weight>();
   for (const v of layer.weights) {
     const t = v.read();
-    out.set(v.originalName.split('/').pop()!, { data: Float32Array.from(t.dataSync() as Float32Array), shape: t.shape });
+    const data = Float32Array.from(t.dataSync() as Float32Array, (x) => (Math.abs(x) < FLT_MIN ? 0 : x));
+    out.set(v.originalName.split('/').pop()!, { data, shape: t.shape });
   }
   return out;
 }

@@ -6,6 +6,9 @@ const { onnx } = onnxProto;
 
 /** ONNX opset of the default domain that every graph built here targets. */
 export const OPSET_VERSION = 17;
+/** onnxruntime's contrib-op domain (QGemm, ...) and the opset version imported when a graph uses it. */
+export const MS_DOMAIN = 'com.microsoft';
+const MS_OPSET_VERSION = 1;
 /** IR version 8 is what opset 17 models are written with (onnx 1.12+). */
 export const IR_VERSION = 8;
 /** ModelProto.producer_name of every model written here. */
@@ -55,6 +58,8 @@ export class OnnxGraphBuilder {
   private readonly inputs: InstanceType<typeof onnx.ValueInfoProto>[] = [];
   private readonly outputs: InstanceType<typeof onnx.ValueInfoProto>[] = [];
   private readonly used = new Set<string>();
+  /** Non-default operator domains used by the nodes (each gets an opset import). */
+  private readonly domains = new Set<string>();
 
   constructor(private readonly graphName = 'edgeloop') {}
 
@@ -92,10 +97,12 @@ export class OnnxGraphBuilder {
   }
 
   /**
-   * Add a node of the default domain. Empty strings in `inputs` mark omitted optional inputs.
-   * Returns the output names (created from the op type when `outputs` is a count).
+   * Add a node, of the default domain unless `domain` names another (e.g. {@link MS_DOMAIN}).
+   * Empty strings in `inputs` mark omitted optional inputs. Returns the output names (created
+   * from the op type when `outputs` is a count).
    */
-  addNode(opType: string, inputs: readonly string[], outputs: readonly string[] | number = 1, attrs: Record<string, AttrValue> = {}): string[] {
+  addNode(opType: string, inputs: readonly string[], outputs: readonly string[] | number = 1, attrs: Record<string, AttrValue> = {}, domain = ''): string[] {
+    if (domain) this.domains.add(domain);
     let outNames: string[];
     if (typeof outputs === 'number') {
       outNames = Array.from({ length: outputs }, (_, i) => this.uniqueName(`${opType.toLowerCase()}${outputs > 1 ? `_o${i}` : ''}`));
@@ -107,6 +114,7 @@ export class OnnxGraphBuilder {
       onnx.NodeProto.create({
         name: this.uniqueName(`node_${opType}`),
         opType,
+        ...(domain ? { domain } : {}),
         input: [...inputs],
         output: outNames,
         attribute: Object.entries(attrs).map(([k, v]) => toAttribute(k, v)),
@@ -129,12 +137,12 @@ export class OnnxGraphBuilder {
     return info.name;
   }
 
-  /** The ModelProto (opset 17, IR 8, producer 'edgeloop'). */
+  /** The ModelProto (opset 17, plus com.microsoft 1 when used; IR 8, producer 'edgeloop'). */
   toModelProto(docString?: string): InstanceType<typeof onnx.ModelProto> {
     return onnx.ModelProto.create({
       irVersion: IR_VERSION,
       producerName: PRODUCER_NAME,
-      opsetImport: [{ domain: '', version: OPSET_VERSION }],
+      opsetImport: [{ domain: '', version: OPSET_VERSION }, ...[...this.domains].map((domain) => ({ domain, version: domain === MS_DOMAIN ? MS_OPSET_VERSION : 1 }))],
       docString: docString ?? '',
       graph: onnx.GraphProto.create({
         name: this.graphName,

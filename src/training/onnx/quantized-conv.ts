@@ -134,7 +134,7 @@ export function quantizedConv2d(g: OnnxGraphBuilder, x: string, input: ConvInput
  * entry get the weight zero point, i.e. weight 0. Rows follow the input's memory order: NHWC
  * (cell, channel), or NCHW (channel, cell) when `nchw`.
  */
-function denseConvMatrix(c: ConvGeometry, indices: Int32Array, kernel: Int8Array | Uint8Array, zeroPoint: number, nchw: boolean): Int8Array | Uint8Array {
+export function denseConvMatrix(c: ConvGeometry, indices: Int32Array, kernel: Int8Array | Uint8Array, zeroPoint: number, nchw: boolean): Int8Array | Uint8Array {
   const taps = c.kh * c.kw;
   const cells = indices.length / taps;
   const cols = cells * c.cout;
@@ -157,7 +157,7 @@ function denseConvMatrix(c: ConvGeometry, indices: Int32Array, kernel: Int8Array
  * and the `window` conv cells of each, window-major so that the maximum runs over the outer
  * axis; without, window = 1.
  */
-function im2colIndices(c: ConvGeometry, pool?: PoolGeometry): { indices: Int32Array; positions: number; window: number; readsPadding: boolean } {
+export function im2colIndices(c: ConvGeometry, pool?: PoolGeometry): { indices: Int32Array; positions: number; window: number; readsPadding: boolean } {
   const padCell = c.inH * c.inW;
   const taps = c.kh * c.kw;
   // Conv output cells, in the order they are read: [window, positions] of (y, x).

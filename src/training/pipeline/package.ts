@@ -81,8 +81,12 @@ export async function packageVariants(o: PackageOptions): Promise<PackagedBundle
   const svg = new TextEncoder().encode(learningCurvesSvg(o.summary.history, o.title, { bestEpoch: o.summary.bestEpoch }));
 
   const packaged: PackagedBundle[] = [];
+  // Static int8 calibrates its activation ranges on the training split, as the model sees it.
+  const calibration = o.targets.some((t) => t.variant === 'onnx-int8-static')
+    ? { rows: standardizeLikeDaemon(selectRows(ds.x, cols, p.split.train), standardize), count: p.split.train.length, source: 'training split' }
+    : undefined;
   for (const target of o.targets) {
-    const art = await exportVariant(o.model, target.variant, task);
+    const art = await exportVariant(o.model, target.variant, task, { calibration });
     const files = new Map(art.files);
     files.set(CURVES_FILE, svg);
     const base: BundleDraft = {
@@ -138,7 +142,7 @@ export async function packageVariants(o: PackageOptions): Promise<PackagedBundle
         outputs: anchorRows.map((_, i) => Array.from(outputs.anchor.subarray(i * outputs.width, (i + 1) * outputs.width), round)),
       },
     });
-    const draft: BundleDraft = { ...base, metrics, reference: referenceProfile, training: { ...o.training, exportedAs: target.variant } };
+    const draft: BundleDraft = { ...base, metrics, reference: referenceProfile, training: { ...o.training, exportedAs: target.variant, ...(art.quantizationDetails ? { quantization: art.quantizationDetails } : {}) } };
     packaged.push({ target, draft, files, evaluation: testEval, metrics });
   }
   return packaged;
