@@ -64,7 +64,7 @@ describe('daemon process lifecycle (Mosquitto)', () => {
     try {
       // QoS 1: the broker has acknowledged every request before the signal is sent.
       const replies: Promise<Reply>[] = [];
-      for (let i = 0; i < 400; i++) replies.push(client.request(topic, { inputs: digitsSample.rows[i % 20] }, { qos: 1 }));
+      for (let i = 0; i < 400; i++) replies.push(client.request(topic, { inputs: digitsSample.rows[i % 20] }, { qos: 1, timeoutMs: 30_000 }));
       await new Promise((r) => setTimeout(r, 5));
       daemon!.child.kill('SIGTERM');
       const answered = await Promise.all(replies);
@@ -80,7 +80,7 @@ describe('daemon process lifecycle (Mosquitto)', () => {
     } finally {
       await client.close();
     }
-  });
+  }, 60_000);
 
   it('survives the broker going away: reconnects, resubscribes and serves again', async () => {
     const { deviceId, topic } = await startServing();

@@ -229,6 +229,21 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     };
   }
 
+  /**
+   * After unsubscribing, the broker may still deliver requests it had queued for this client
+   * (MQTT 3.1.1 §3.10.4, 5 §3.10.4): answer them (EDGELOOP_SHUTTING_DOWN) until none has
+   * arrived for a moment, so a clean disconnect loses none of them.
+   */
+  private async waitForQuiet(limitMs: number, quietMs = 250): Promise<void> {
+    const handler = this.handler;
+    if (!handler) return;
+    const until = performance.now() + limitMs;
+    while (performance.now() < until && performance.now() - handler.lastArrival < quietMs) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await handler.settled();
+  }
+
   /** Drift state of a model for the status document: monitored or not, alert, last window. */
   private driftState(name: string): Record<string, unknown> | null {
     const monitor = this.drift?.get(name);
@@ -266,6 +281,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.host?.abortAll(new EdgeloopError('EDGELOOP_SHUTTING_DOWN', 'the daemon stopped before this request could run'));
       await this.handler?.settled();
     }
+    await this.waitForQuiet(config.serving.drainTimeoutMs);
     await this.transport?.stop(JSON.stringify({ deviceId: config.deviceId, online: false, reason, at: new Date().toISOString() }));
     await this.broker?.close();
     await this.host?.disposeAll();

@@ -41,6 +41,8 @@ const SERVER_FAULTS = new Set(['EDGELOOP_INTERNAL', 'EDGELOOP_TIMEOUT']);
 export class RequestHandler {
   private accepting = true;
   private inFlight = 0;
+  /** When the last request arrived (ms, monotonic): shutdown waits for the broker to go quiet. */
+  lastArrival = 0;
   private idle: (() => void)[] = [];
 
   constructor(private readonly opts: RequestHandlerOptions) {}
@@ -62,6 +64,7 @@ export class RequestHandler {
   }
 
   handle(req: IncomingRequest): void {
+    this.lastArrival = performance.now();
     this.inFlight++;
     this.process(req)
       .catch((err) => this.opts.log?.error({ err }, 'reply could not be published'))
