@@ -9,13 +9,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openModelSource } from '../../src/bundle/index.js';
-import { loadModel, type EngineOptions } from '../../src/engine/index.js';
+import { loadModel, type Engine, type EngineTensor, type EngineOptions } from '../../src/engine/index.js';
 import { fmt, isMain, table } from './report.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const MODELS = ['digits', 'digits-fp32', 'digits-tfjs'];
 const BATCHES = [1, 32];
-const WINDOWS = 3;
+export const WINDOWS = 3;
 const engineOpts: EngineOptions = {
   onnx: { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 },
   tfjs: { backends: ['tensorflow', 'wasm', 'cpu'] },
@@ -30,21 +30,7 @@ export async function runEngine(measureMs = 1500): Promise<string> {
       for (const b of BATCHES) {
         const data = Float32Array.from({ length: b * 64 }, (_, i) => sample[Math.floor(i / 64) % sample.length][i % 64]);
         const feeds = { [engine.inputs[0].name]: { dtype: 'float32' as const, data, dims: [b, 64] } };
-        // Warm-up, then WINDOWS timed loops (bounded in time and count); the best window is
-        // reported, since on a shared machine noise only ever slows a window down.
-        const warm = performance.now() + 300;
-        for (let i = 0; i < 100_000 && performance.now() < warm; i++) await engine.run(feeds);
-        let best = 0;
-        for (let w = 0; w < WINDOWS; w++) {
-          let calls = 0;
-          const t0 = performance.now();
-          const until = t0 + measureMs / WINDOWS;
-          while (calls < 1_000_000 && performance.now() < until) {
-            await engine.run(feeds);
-            calls++;
-          }
-          best = Math.max(best, calls / ((performance.now() - t0) / 1000));
-        }
+        const best = await bestCallsPerSecond(engine, feeds, measureMs);
         rows.push([`${name} (${engine.runtime} ${engine.backend}, ${manifest.quantization})`, b, fmt(best), fmt(best * b), fmt(1e6 / best, 1)]);
       }
     } finally {
@@ -67,4 +53,25 @@ if (isMain(import.meta.url)) {
       process.exit(1);
     },
   );
+}
+
+/**
+ * calls/s of engine.run on fixed feeds: a warm-up, then WINDOWS timed loops (bounded in time
+ * and count); the best window is reported, since on a shared machine noise only slows one down.
+ */
+export async function bestCallsPerSecond(engine: Engine, feeds: Record<string, EngineTensor>, measureMs: number): Promise<number> {
+  const warm = performance.now() + 300;
+  for (let i = 0; i < 100_000 && performance.now() < warm; i++) await engine.run(feeds);
+  let best = 0;
+  for (let w = 0; w < WINDOWS; w++) {
+    let calls = 0;
+    const t0 = performance.now();
+    const until = t0 + measureMs / WINDOWS;
+    while (calls < 1_000_000 && performance.now() < until) {
+      await engine.run(feeds);
+      calls++;
+    }
+    best = Math.max(best, calls / ((performance.now() - t0) / 1000));
+  }
+  return best;
 }

@@ -31,11 +31,11 @@ import {
   type ModelSpec,
   type Variant,
 } from '../../src/training/index.js';
+import { WINDOWS, bestCallsPerSecond } from './engine.js';
 import { fmt, isMain, met, standalone, table, type BenchResult, type TargetRow } from './report.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const BATCHES = [1, 32];
-const WINDOWS = 3;
 const engineOpts: EngineOptions = {
   onnx: { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 },
   tfjs: { backends: ['tensorflow', 'wasm', 'cpu'] },
@@ -43,26 +43,13 @@ const engineOpts: EngineOptions = {
 type Calibration = NonNullable<ExportVariantOptions['calibration']>;
 const FORMATS: Variant[] = ['onnx-int8', 'onnx-int8-static', 'onnx-fp32', 'tfjs'];
 
-/** calls/s of engine.run on a fixed batch: warm-up, then the best of WINDOWS timed windows. */
+/** calls/s of engine.run on a fixed batch (see bestCallsPerSecond). */
 async function throughput(engine: Engine, batch: number, measureMs: number): Promise<number> {
   const input = engine.inputs[0];
   const perRow = input.shape.slice(1).reduce((a, b) => a * b, 1);
   const data = Float32Array.from({ length: batch * perRow }, (_, i) => Math.sin(i) * 1.5);
   const feeds = { [input.name]: { dtype: 'float32' as const, data, dims: [batch, ...input.shape.slice(1)] } };
-  const warm = performance.now() + 300;
-  for (let i = 0; i < 100_000 && performance.now() < warm; i++) await engine.run(feeds);
-  let best = 0;
-  for (let w = 0; w < WINDOWS; w++) {
-    let calls = 0;
-    const t0 = performance.now();
-    const until = t0 + measureMs / WINDOWS;
-    while (calls < 1_000_000 && performance.now() < until) {
-      await engine.run(feeds);
-      calls++;
-    }
-    best = Math.max(best, calls / ((performance.now() - t0) / 1000));
-  }
-  return best;
+  return bestCallsPerSecond(engine, feeds, measureMs);
 }
 
 /** Load one export of a model through the real engine, from memory. */
