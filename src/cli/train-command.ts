@@ -40,26 +40,32 @@ export function parseTargets(o: Pick<TrainOptions, 'out' | 'name' | 'format' | '
   return targets;
 }
 
+/** Options `train` and `tune` share: what bundles to write, how to split and train, where to log. */
+export function trainingOptions(cmd: Command): Command {
+  return cmd
+    .option('--name <name>', 'bundle name (default: the --out folder name)')
+    .option('--model-version <v>', 'bundle version', '1.0.0')
+    .option('--format <variant>', 'format of the --out bundle: tfjs, tfjs-float16, tfjs-uint8, onnx-fp32, onnx-int8, onnx-int8-static', 'tfjs')
+    .option('--export <variants>', 'more bundles, comma-separated: variant or variant=DIR (default DIR: <out>-<variant>)')
+    .option('--split <train,val,test>', 'split fractions (tune: cross-validation runs on train+validation)', '0.6,0.2,0.2')
+    .option('--seed <n>', 'split (and fold) seed', intOption('--seed', 0), 1)
+    .option('--epochs <n>', "override the spec's epochs", intOption('--epochs'))
+    .option('--backend <name>', 'training backend: auto, tensorflow, wasm, cpu', 'auto')
+    .option('--home <dir>', 'state directory holding the experiment log (default $EDGELOOP_HOME or .edgeloop)')
+    .option('--no-log', 'do not record the run in the experiment log')
+    .option('--overwrite', 'replace existing bundle folders');
+}
+
 export function registerTrain(program: Command): void {
-  program
+  const cmd = program
     .command('train')
     .description('train a model from a CSV file and write evaluated bundles (tfjs, ONNX fp32/int8, ...)')
     .requiredOption('--data <file.csv>', 'training data: a header row, numeric features and the label column')
     .requiredOption('--label <column>', 'the target column')
     .requiredOption('--spec <spec.json>', 'model spec (see README "Training toolchain")')
-    .requiredOption('--out <dir>', 'bundle folder to write')
-    .option('--name <name>', 'bundle name (default: the --out folder name)')
-    .option('--model-version <v>', 'bundle version', '1.0.0')
-    .option('--format <variant>', 'format of the --out bundle: tfjs, tfjs-float16, tfjs-uint8, onnx-fp32, onnx-int8', 'tfjs')
-    .option('--export <variants>', 'more bundles, comma-separated: variant or variant=DIR (default DIR: <out>-<variant>)')
-    .option('--split <train,val,test>', 'split fractions', '0.6,0.2,0.2')
-    .option('--seed <n>', 'split seed', intOption('--seed', 0), 1)
-    .option('--epochs <n>', "override the spec's epochs", intOption('--epochs'))
-    .option('--backend <name>', 'training backend: auto, tensorflow, wasm, cpu', 'auto')
+    .requiredOption('--out <dir>', 'bundle folder to write');
+  trainingOptions(cmd)
     .option('--worker', 'train in a worker thread (as the daemon does)')
-    .option('--home <dir>', 'state directory holding the experiment log (default $EDGELOOP_HOME or .edgeloop)')
-    .option('--no-log', 'do not record the run in the experiment log')
-    .option('--overwrite', 'replace existing bundle folders')
     .option('--no-chart', 'no terminal charts')
     .option('--json', 'print the result as JSON (progress still goes to stderr)')
     .option('--verbose', 'stack traces on errors')

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { EdgeloopError } from '../errors.js';
 import { fail, table } from './output.js';
-import { parseTargets } from './train-command.js';
+import { parseTargets, trainingOptions } from './train-command.js';
 import { formatBundles, formatEvaluation, homeDir, intOption, loadToolchain } from './training-output.js';
 
 interface TuneOptions {
@@ -28,7 +28,7 @@ interface TuneOptions {
 }
 
 export function registerTune(program: Command): void {
-  program
+  const cmd = program
     .command('tune')
     .description('grid search with k-fold cross-validation; writes the best model as bundles')
     .requiredOption('--data <file.csv>', 'training data')
@@ -37,18 +37,8 @@ export function registerTune(program: Command): void {
     .requiredOption('--grid <grid.json|json>', 'parameter grid: {"spec.path": [values], ...}, a file or inline JSON')
     .requiredOption('--out <dir>', 'bundle folder for the best model')
     .option('--folds <k>', 'cross-validation folds', intOption('--folds', 2), 5)
-    .option('--metric <name>', 'rank by: accuracy, macro_f1 (classifiers); r2, rmse, mae (regressors)')
-    .option('--name <name>', 'bundle name (default: the --out folder name)')
-    .option('--model-version <v>', 'bundle version', '1.0.0')
-    .option('--format <variant>', 'format of the --out bundle', 'tfjs')
-    .option('--export <variants>', 'more bundles, comma-separated: variant or variant=DIR')
-    .option('--split <train,val,test>', 'split fractions (CV runs on train+validation)', '0.6,0.2,0.2')
-    .option('--seed <n>', 'split and fold seed', intOption('--seed', 0), 1)
-    .option('--epochs <n>', "override the spec's epochs", intOption('--epochs'))
-    .option('--backend <name>', 'training backend: auto, tensorflow, wasm, cpu', 'auto')
-    .option('--home <dir>', 'state directory holding the experiment log')
-    .option('--no-log', 'do not record the run')
-    .option('--overwrite', 'replace existing bundle folders')
+    .option('--metric <name>', 'rank by: accuracy, macro_f1 (classifiers); r2, rmse, mae (regressors)');
+  trainingOptions(cmd)
     .option('--json', 'print the result as JSON')
     .option('--verbose', 'stack traces on errors')
     .addHelpText(
