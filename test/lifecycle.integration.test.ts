@@ -62,10 +62,11 @@ describe('daemon process lifecycle (Mosquitto)', () => {
     const { deviceId, topic } = await startServing();
     const client = await TestClient.connect(mosquitto!.url, 5);
     try {
-      // QoS 1: the broker has acknowledged every request before the signal is sent.
       const replies: Promise<Reply>[] = [];
       for (let i = 0; i < 400; i++) replies.push(client.request(topic, { inputs: digitsSample.rows[i % 20] }, { qos: 1, timeoutMs: 30_000 }));
-      await new Promise((r) => setTimeout(r, 5));
+      // A request the broker has not accepted before the daemon unsubscribes has no one to go
+      // to (MQTT drops it): wait for every PUBACK, then stop the daemon while it works on them.
+      await client.allAcked();
       daemon!.child.kill('SIGTERM');
       const answered = await Promise.all(replies);
       const ok = answered.filter((r) => r.predictions);

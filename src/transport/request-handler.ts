@@ -78,6 +78,7 @@ export class RequestHandler {
     const modelName = this.opts.topics.modelOf(req.topic) ?? '';
     const model = this.opts.models(modelName);
     let envelope: Envelope = {};
+    let text: string;
     try {
       if (!this.accepting) throw new EdgeloopError('EDGELOOP_SHUTTING_DOWN', 'the daemon is shutting down');
       if (!model) {
@@ -95,7 +96,7 @@ export class RequestHandler {
       const reply: Record<string, unknown> = { model: model.name, version: model.version, predictions: result.predictions, latencyMs };
       if (envelope.id !== undefined) reply.id = envelope.id;
       model.health.record(true, latencyMs);
-      await this.reply(req, envelope, modelName, JSON.stringify(reply));
+      text = JSON.stringify(reply);
     } catch (err) {
       const e = asEdgeloopError(err);
       if (e.code === 'EDGELOOP_INTERNAL') this.opts.log?.error({ err, model: modelName }, 'request failed');
@@ -108,8 +109,10 @@ export class RequestHandler {
       if (envelope.id !== undefined) body.id = envelope.id;
       // Only failures of the model count against its health, not the client's bad input.
       if (model && SERVER_FAULTS.has(e.code)) model.health.record(false, performance.now() - started);
-      await this.reply(req, envelope, modelName, JSON.stringify(body));
+      text = JSON.stringify(body);
     }
+    // Published once, outside the try: a broker failure is logged by handle(), not answered twice.
+    await this.reply(req, envelope, modelName, text);
   }
 
   private timeoutFor(req: IncomingRequest, envelope: Envelope): number {

@@ -13,6 +13,8 @@ export type Reply = {
 /** An MQTT client that sends inference requests and matches replies (MQTT 5 correlation data, or JSON id for 3.1.1). */
 export class TestClient {
   private pending = new Map<string, (r: Reply) => void>();
+  /** The broker's acknowledgements of QoS 1 requests (resolve at once for QoS 0). */
+  private acks: Promise<void>[] = [];
   readonly replyTopic = `test/replies/${randomUUID()}`;
 
   private constructor(
@@ -60,8 +62,13 @@ export class TestClient {
         resolve(r);
       });
       const properties = this.version === 5 ? { responseTopic: this.replyTopic, correlationData: Buffer.from(id), ...extra } : undefined;
-      this.client.publish(topic, payload, { qos: opts.qos ?? 0, properties });
+      this.acks.push(new Promise<void>((ack) => this.client.publish(topic, payload, { qos: opts.qos ?? 0, properties }, () => ack())));
     });
+  }
+
+  /** Resolves when the broker has acknowledged every request sent so far. */
+  async allAcked(): Promise<void> {
+    await Promise.all(this.acks);
   }
 
   async close(): Promise<void> {
