@@ -173,6 +173,36 @@ export const ERROR_CATALOGUE = {
     meaning: 'A signing or trusted key is missing, unreadable, or not an Ed25519 PEM key.',
     solve: 'Create keys with `edgeloop keygen`; give publish the private key and devices the .pub file.',
   },
+  // Feedback and live accuracy (src/feedback).
+  EDGELOOP_UNKNOWN_PREDICTION: {
+    meaning: 'Feedback names a prediction id this device does not know, or one that has expired from its ring of recent predictions.',
+    solve: 'Send the predictionId of a recent reply of the same model, or a self-contained sample {"inputs":[...],"label":...}.',
+  },
+  EDGELOOP_BAD_LABEL: {
+    meaning: "A feedback label is not one of the model's classes (by name or index), or a regression value is missing or not finite.",
+    solve: 'Use a class name from the model\'s labels (`edgeloop models show <model>`), its index as a number, or "value" for regression models.',
+  },
+  EDGELOOP_FEEDBACK_LIMITED: {
+    meaning: "The model's feedback rate limit or pending-write limit is reached; the feedback was refused, nothing was stored.",
+    solve: 'Send feedback more slowly, or raise feedback.ratePerSecond / feedback.burst in the device config.',
+  },
+  EDGELOOP_FEEDBACK_UNSUPPORTED: {
+    meaning: 'The model cannot take labelled feedback (several inputs, or an input that is not float32 rows).',
+    solve: 'Feedback works for single-input float32 models; label other models centrally.',
+  },
+  // Quality gates and fine-tuning (src/quality, src/learning).
+  EDGELOOP_GATE_FAILED: {
+    meaning: 'The version scored too low on labelled rows (the bundle\'s anchor set, the device\'s holdout), or worse than the serving version; it was not activated.',
+    solve: 'See the numbers in the message and `edgeloop models history <model>`; fix the model, or pass --force to activate it anyway.',
+  },
+  EDGELOOP_FINETUNE_FAILED: {
+    meaning: 'A fine-tune run could not finish (not enough labelled rows, no trainable path, the trainer crashed, ran out of time or memory, or was cancelled).',
+    solve: 'See `edgeloop runs show <id>`; collect more feedback, or pick another --strategy.',
+  },
+  EDGELOOP_FINETUNE_BUSY: {
+    meaning: 'A fine-tune run is already running on this device.',
+    solve: 'Wait for it (`edgeloop runs list`), or cancel it with `edgeloop retrain <model> --cancel`.',
+  },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -7,28 +6,17 @@ import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportVariant } from '../src/training/export/variants.js';
 import { exportToOnnx, type ExportOnnxOptions } from '../src/training/onnx/export-onnx.js';
+import { clusters, digits, loadTrainedModel, trainOnClusters } from './helpers/trained-fixtures.js';
 
 type Model = tfl.LayersModel;
 
-/**
- * Gaussian clusters around fixed centres: a task the models learn in a few epochs. A larger
- * noise gives rows near the decision boundaries, where quantization error could flip top-1.
+/*
+ * The models that take more than a moment to train (the clusters CNN, the digits CNN and the
+ * int8-static digits MLP and CNN) were trained once by scripts/build-test-fixtures.ts
+ * (`npm run build:test-fixtures`, which lists their architectures and training) and are
+ * loaded from test/fixtures/trained/; the small dense models still train here, in about a
+ * second.
  */
-function clusters(classes: number, dims: number, rows: number, noise: number, seed: number): { x: tf.Tensor2D; y: tf.Tensor2D; labels: number[] } {
-  return tf.tidy(() => {
-    const centers = tf.randomNormal([classes, dims], 0, 1, 'float32', 7);
-    const labels = Array.from({ length: rows }, (_, i) => i % classes);
-    const x = tf.add(tf.gather(centers, labels), tf.randomNormal([rows, dims], 0, noise, 'float32', seed)) as tf.Tensor2D;
-    return { x, y: tf.cast(tf.oneHot(labels, classes), 'float32') as tf.Tensor2D, labels };
-  });
-}
-
-async function train(model: Model, classes: number, dims: number, epochs = 15): Promise<void> {
-  const { x, y } = clusters(classes, dims, 400, 1, 11);
-  model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
-  await model.fit(x, y, { epochs, batchSize: 32, shuffle: false, verbose: 0 });
-  tf.dispose([x, y]);
-}
 
 async function runOnnx(bytes: Uint8Array, x: tf.Tensor): Promise<Record<string, Float32Array>> {
   const session = await ort.InferenceSession.create(bytes);
@@ -70,21 +58,6 @@ function opCounts(bytes: Uint8Array): Map<string, number> {
 /** int8 export options that quantize every Conv2D, with the given lowering. */
 const allConvsInt8 = (lowering: 'dense' | 'im2col'): Partial<ExportOnnxOptions> => ({ minInt8ConvDepth: 0, int8ConvLowering: lowering });
 
-/** data/digits.csv: 1797 8x8 images (64 pixels, 0-16, scaled to [-1, 1]) and their labels. */
-function digits(): { x: Float32Array; labels: number[] } {
-  const lines = readFileSync(new URL('../data/digits.csv', import.meta.url), 'utf8').trim().split(/\r?\n/);
-  const header = lines[0].split(',');
-  const labelCol = header.indexOf('label');
-  const x: number[] = [];
-  const labels: number[] = [];
-  for (const line of lines.slice(1)) {
-    const cells = line.split(',').map(Number);
-    labels.push(cells[labelCol]);
-    x.push(...cells.filter((_, i) => i !== labelCol).map((v) => v / 8 - 1));
-  }
-  return { x: Float32Array.from(x), labels };
-}
-
 /**
  * Export in every mode and compare with tfjs: fp32 numerically on random inputs, int8 by top-1
  * agreement on held-out rows that are noisier than the training rows (so some sit near a
@@ -123,7 +96,7 @@ describe('exportToOnnx', () => {
         tfl.layers.dense({ units: 4, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
       ],
     });
-    await train(model, 4, 16);
+    await trainOnClusters(model, 4, 16);
     await checkModel(model, 4, 16);
 
     const { x, y } = clusters(4, 16, 50, 1, 13);
@@ -137,21 +110,8 @@ describe('exportToOnnx', () => {
   });
 
   it('exports a CNN (reshape, conv2d valid/same, batchnorm, maxpool, flatten, dense)', async () => {
-    const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
-    const model = tfl.sequential({
-      layers: [
-        tfl.layers.reshape({ inputShape: [64], targetShape: [8, 8, 1] }),
-        tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(4) }),
-        tfl.layers.batchNormalization({}),
-        tfl.layers.conv2d({ filters: 4, kernelSize: 2, padding: 'same', kernelInitializer: init(5) }),
-        tfl.layers.activation({ activation: 'elu' }),
-        tfl.layers.maxPooling2d({ poolSize: 2 }),
-        tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'valid', activation: 'relu', kernelInitializer: init(6) }),
-        tfl.layers.flatten(),
-        tfl.layers.dense({ units: 5, activation: 'softmax', kernelInitializer: init(7) }),
-      ],
-    });
-    await train(model, 5, 64, 3);
+    // Trained 3 epochs on 5 clusters in 64 dims (trainOnClusters) by scripts/build-test-fixtures.ts.
+    const model = await loadTrainedModel('clusters-cnn');
     await checkModel(model, 5, 64);
   }, 20_000);
 
@@ -165,7 +125,7 @@ describe('exportToOnnx', () => {
         tfl.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 9 }) }),
       ],
     });
-    await train(model, 3, 12);
+    await trainOnClusters(model, 3, 12);
     await checkModel(model, 3, 12);
   });
 
@@ -373,22 +333,9 @@ describe('exportToOnnx', () => {
   it('int8 CNN trained on digits (same/valid padding, strides, 1-32 channels): >= 99% top-1 agreement with tfjs', async () => {
     const { x, labels } = digits();
     const train = 1200;
-    const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
-    const model = tfl.sequential({
-      layers: [
-        tfl.layers.reshape({ inputShape: [64], targetShape: [8, 8, 1] }),
-        tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(61) }),
-        tfl.layers.maxPooling2d({ poolSize: 2 }),
-        tfl.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(62) }),
-        tfl.layers.conv2d({ filters: 32, kernelSize: 2, padding: 'valid', activation: 'relu', kernelInitializer: init(63) }),
-        tfl.layers.flatten(),
-        tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(64) }),
-      ],
-    });
-    const xTrain = tf.tensor2d(x.subarray(0, train * 64), [train, 64]);
-    const yTrain = tf.cast(tf.oneHot(labels.slice(0, train), 10), 'float32');
-    model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
-    await model.fit(xTrain, yTrain, { epochs: 8, batchSize: 32, shuffle: false, verbose: 0 });
+    // reshape, conv2d same (8), maxpool, conv2d same stride 2 (16), conv2d valid 2x2 (32),
+    // flatten, dense; trained 8 epochs on the first `train` digits by scripts/build-test-fixtures.ts.
+    const model = await loadTrainedModel('digits-cnn');
     const held = tf.tensor2d(x.subarray(train * 64), [labels.length - train, 64]);
     const reference = argmaxRows((model.predict(held) as tf.Tensor).dataSync(), 10);
     expect(agreement(reference, labels.slice(train)), 'tfjs accuracy on held-out digits').toBeGreaterThan(0.9);
@@ -402,44 +349,21 @@ describe('exportToOnnx', () => {
       const int8 = await runOnnx(exportToOnnx(model, { quantize: 'int8', ...opts }), held);
       expect(agreement(argmaxRows(int8.probabilities, 10), reference), name).toBeGreaterThanOrEqual(0.99);
     }
-    tf.dispose([xTrain, yTrain, held]);
+    tf.dispose(held);
   }, 60_000);
 
   describe("int8-static (calibrated QLinear graph)", () => {
-    const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
-    /** The digits MLP and CNN architectures (smaller), trained on the first 1200 digits. */
+    /**
+     * The digits MLP and CNN architectures (smaller), trained 8 epochs on the first 1200 digits
+     * by scripts/build-test-fixtures.ts: dense 64-32-10, and conv2d (8), maxpool, conv2d (16),
+     * maxpool, flatten, dropout, dense 32, dense 10.
+     */
     let trained: { mlp: Model; cnn: Model; calibration: { rows: Float32Array; count: number }; held: tf.Tensor2D; heldLabels: number[] };
 
     beforeAll(async () => {
       const { x, labels } = digits();
       const train = 1200;
-      const mlp = tfl.sequential({
-        layers: [
-          tfl.layers.dense({ inputShape: [64], units: 64, activation: 'relu', kernelInitializer: init(71) }),
-          tfl.layers.dense({ units: 32, activation: 'relu', kernelInitializer: init(72) }),
-          tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(73) }),
-        ],
-      });
-      const cnn = tfl.sequential({
-        layers: [
-          tfl.layers.reshape({ inputShape: [64], targetShape: [8, 8, 1] }),
-          tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(74) }),
-          tfl.layers.maxPooling2d({ poolSize: 2 }),
-          tfl.layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(75) }),
-          tfl.layers.maxPooling2d({ poolSize: 2 }),
-          tfl.layers.flatten(),
-          tfl.layers.dropout({ rate: 0.2 }),
-          tfl.layers.dense({ units: 32, activation: 'relu', kernelInitializer: init(76) }),
-          tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(77) }),
-        ],
-      });
-      const xTrain = tf.tensor2d(x.subarray(0, train * 64), [train, 64]);
-      const yTrain = tf.cast(tf.oneHot(labels.slice(0, train), 10), 'float32');
-      for (const model of [mlp, cnn]) {
-        model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
-        await model.fit(xTrain, yTrain, { epochs: 8, batchSize: 32, shuffle: false, verbose: 0 });
-      }
-      tf.dispose([xTrain, yTrain]);
+      const [mlp, cnn] = await Promise.all([loadTrainedModel('digits-static-mlp'), loadTrainedModel('digits-static-cnn')]);
       trained = { mlp, cnn, calibration: { rows: x.slice(0, train * 64), count: train }, held: tf.tensor2d(x.subarray(train * 64), [labels.length - train, 64]), heldLabels: labels.slice(train) };
     }, 60_000);
 

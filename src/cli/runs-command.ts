@@ -7,6 +7,8 @@ const secs = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(
 
 /** The headline test score of a run's metrics. */
 function headline(metrics: Record<string, unknown> | null): string {
+  const gate = metrics?.gate as { holdout?: { candidate?: number; serving?: number } } | undefined;
+  if (gate?.holdout?.candidate !== undefined && gate.holdout.serving !== undefined) return `holdout ${gate.holdout.serving.toFixed(3)} -> ${gate.holdout.candidate.toFixed(3)}`;
   const test = (metrics?.test ?? undefined) as Record<string, number> | undefined;
   if (!test) return '-';
   if (test.accuracy !== undefined) return `acc ${test.accuracy.toFixed(4)}`;
@@ -21,13 +23,14 @@ export function registerRuns(program: Command): void {
     .description('recent runs, newest first')
     .option('--home <dir>', 'state directory (default $EDGELOOP_HOME or .edgeloop)')
     .option('--limit <n>', 'how many', intOption('--limit'), 20)
+    .option('--model <name>', 'only fine-tune runs of this model')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExample:\n  edgeloop runs list --limit 5')
-    .action(async (o: { home?: string; limit: number; json?: boolean }) => {
+    .addHelpText('after', '\nExample:\n  edgeloop runs list --limit 5\n  edgeloop runs list --model digits')
+    .action(async (o: { home?: string; limit: number; model?: string; json?: boolean }) => {
       try {
         const { RunStore } = await import('../training/runs/index.js');
         const store = RunStore.open(homeDir(o.home));
-        const rows = store.list({ limit: o.limit });
+        const rows = store.list({ limit: o.limit, model: o.model });
         store.close();
         if (o.json) {
           process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
@@ -40,7 +43,16 @@ export function registerRuns(program: Command): void {
         process.stdout.write(
           table(
             ['id', 'kind', 'status', 'name', 'started', 'duration', 'backend', 'test'],
-            rows.map((r) => [r.id, r.kind, r.status, r.name ?? '-', when(r.startedAt), secs(r.durationMs), r.backend ?? '-', r.status === 'failed' ? (r.error ?? '').slice(0, 60) : headline(r.metrics)]),
+            rows.map((r) => [
+              r.id,
+              r.kind,
+              r.status,
+              r.kind === 'finetune' ? `${r.model}@${r.parentVersion}${r.version ? ` -> ${r.version}` : ''}` : (r.name ?? '-'),
+              when(r.startedAt),
+              secs(r.durationMs),
+              r.backend ?? '-',
+              r.status === 'failed' || r.status === 'interrupted' ? (r.error ?? '').slice(0, 60) : headline(r.metrics),
+            ]),
           ),
         );
       } catch (err) {
@@ -73,6 +85,7 @@ export function registerRuns(program: Command): void {
         }
         const out = process.stdout;
         out.write(`run ${run.id}  ${run.kind}  ${run.status}${run.name ? `  ${run.name}` : ''}\n`);
+        if (run.kind === 'finetune') out.write(`model ${run.model}  parent ${run.parentVersion}  candidate ${run.version ?? '-'}\n`);
         out.write(`started ${when(run.startedAt)}  finished ${when(run.finishedAt)}  duration ${secs(run.durationMs)}  backend ${run.backend ?? '-'}\n`);
         if (run.error) out.write(`error: ${run.error}\n`);
         out.write(`\nparameters\n${JSON.stringify(run.params, null, 2)}\n`);

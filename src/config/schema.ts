@@ -7,6 +7,8 @@ export const configSchema = z
   .object({
     /** Defaults to the host name. Used in every topic: edgeloop/{deviceId}/... */
     deviceId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (no / + # or spaces)').optional(),
+    /** Device profile from device-configs/ applied under this config: 'auto' (by detected board) or a profile name. */
+    profile: z.string().min(1).optional(),
     /** State directory (database, installed versions, admin socket). */
     home: z.string().default('.edgeloop'),
     /** Folder of bundles (or bare .onnx files) to serve. */
@@ -76,8 +78,101 @@ export const configSchema = z
             windowSeconds: z.number().min(1).default(600),
             /** When the window ends with too little traffic to judge and no failures: commit, or roll back. */
             onQuietWindow: z.enum(['commit', 'rollback']).default('commit'),
+            /** Trial on labels: paired comparison with the previous version on the same labelled rows. */
+            labels: z
+              .object({
+                /** Paired labelled rows that let labels decide the trial (pass) instead of traffic counts. */
+                minPaired: z.number().int().min(1).default(30),
+                /** One-sided exact McNemar test: roll back when the new version is worse at this significance. */
+                alpha: z.number().gt(0).lt(1).default(0.01),
+              })
+              .prefault({}),
           })
           .prefault({}),
+        /** Quality gate before traffic moves to a version (CLI, fleet, fine-tuning); --force skips it. */
+        gate: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** Refuse a version whose accuracy on the gate rows (anchor set + holdout) is below this. */
+            minAccuracy: z.number().min(0).max(1).default(0.5),
+            /** Refuse a version worse than the serving one on the same rows by more than this (and significantly so). */
+            maxAccuracyDrop: z.number().min(0).max(1).default(0.02),
+            /** Newest holdout rows scored by the gate (with the bundle's anchor set). */
+            holdoutRows: z.number().int().min(0).default(500),
+            /** Significance of the paired test that must also say "worse" before a drop refuses a version. */
+            alpha: z.number().gt(0).lt(1).default(0.05),
+            /** Regression: refuse when MAE grows by more than this share of the serving version's. */
+            maxMaeIncrease: z.number().min(0).default(0.1),
+          })
+          .prefault({}),
+        /** After a commit the paired comparison keeps running this long; a worse version is rolled back. */
+        watch: z
+          .object({
+            hours: z.number().min(0).default(24),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    /** Labelled feedback on edgeloop/{deviceId}/feedback/{model}: ring of recent predictions, store, live accuracy. */
+    feedback: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Recent predictions kept per model (raw inputs + prediction) so feedback can name a predictionId. */
+        ringSize: z.number().int().min(0).default(20_000),
+        /** Labelled rows kept per model in SQLite (oldest go first, except the replay reservoir). */
+        maxRows: z.number().int().min(100).default(50_000),
+        /** Older rows kept per class for replay when the oldest are deleted. */
+        reservoirPerClass: z.number().int().min(0).default(100),
+        /** Share of incoming labelled rows set aside as holdout: gates score on them, training never sees them. */
+        holdoutShare: z.number().min(0).max(0.9).default(0.2),
+        /** Batched writes: pending rows go to SQLite at most this often (the bound on what a power cut loses). */
+        flushIntervalMs: z.number().int().min(10).default(1000),
+        /** Rows waiting to be written per model; beyond that feedback is refused (EDGELOOP_FEEDBACK_LIMITED). */
+        maxPendingRows: z.number().int().min(1).default(10_000),
+        /** Token bucket per model: labelled rows per second, and the burst above it. */
+        ratePerSecond: z.number().min(0.1).default(500),
+        burst: z.number().int().min(1).default(5000),
+        /** Live accuracy over the last N labelled rows of a version. */
+        liveRows: z.number().int().min(1).default(500),
+        /** Per time window too (seconds). */
+        windowSeconds: z.number().int().min(1).default(3600),
+        /** accuracy-alert: raised when live accuracy is this far below the bundle's test accuracy, cleared below clearDrop. */
+        alert: z
+          .object({
+            drop: z.number().min(0).max(1).default(0.1),
+            clearDrop: z.number().min(0).max(1).default(0.05),
+            minRows: z.number().int().min(1).default(50),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    /** On-device fine-tuning (src/learning): triggers, budgets and the promotion gate. */
+    learning: z
+      .object({
+        /** Automatic runs when a drift or accuracy alert is open and minLabels new rows arrived (models with a trainable path only). */
+        auto: z.boolean().default(true),
+        minLabels: z.number().int().min(1).default(200),
+        cooldownMinutes: z.number().min(0).default(60),
+        maxRunsPerDay: z.number().int().min(0).default(6),
+        /** Promote only when the candidate beats the serving version on the holdout by at least this. */
+        minGain: z.number().min(0).max(1).default(0.02),
+        /** ... and is not worse on the anchor set by more than this. */
+        maxAnchorDrop: z.number().min(0).max(1).default(0.02),
+        strategy: z.enum(['auto', 'full', 'last-layers', 'head']).default('auto'),
+        /** 'last-layers': how many trainable layers from the output. */
+        lastLayers: z.number().int().min(1).default(2),
+        epochs: z.number().int().min(1).max(1000).default(30),
+        learningRate: z.number().gt(0).optional(),
+        /** Replay rows (anchor set + reservoir) mixed in against forgetting. */
+        replayRows: z.number().int().min(0).default(500),
+        /** Newest labelled rows (holdout excluded) to train on. */
+        maxTrainRows: z.number().int().min(1).default(5000),
+        timeBudgetSeconds: z.number().min(1).default(600),
+        memoryBudgetMb: z.number().int().min(64).default(1024),
+        /** CPU priority of the trainer process (nice value, 0-19). */
+        nice: z.number().int().min(0).max(19).default(10),
+        /** Re-fit the preprocessing (standardisation) on the new data instead of keeping the parent's. */
+        refitPreprocessing: z.boolean().default(false),
       })
       .prefault({}),
     /** Drift monitoring against each bundle's reference profile (windows, statistics, alerts). */

@@ -3,8 +3,9 @@ import { migrate, openDatabase, type Db } from '../../store/index.js';
 import type { EpochRecord } from '../trainer/types.js';
 import { TRAINING_MIGRATIONS } from './migrations.js';
 
-export type RunKind = 'train' | 'tune';
-export type RunStatus = 'running' | 'completed' | 'failed';
+export type RunKind = 'train' | 'tune' | 'finetune';
+/** Fine-tune runs end promoted, refused (by the gate), failed or interrupted (the daemon died during the run). */
+export type RunStatus = 'running' | 'completed' | 'failed' | 'promoted' | 'refused' | 'interrupted';
 
 /** One row of `edgeloop runs list`. */
 export interface RunSummary {
@@ -18,6 +19,10 @@ export interface RunSummary {
   backend: string | null;
   metrics: Record<string, unknown> | null;
   error: string | null;
+  /** Fine-tune runs: the model, the version it started from, and the candidate version. */
+  model: string | null;
+  parentVersion: string | null;
+  version: string | null;
 }
 
 export interface TrialRecord {
@@ -52,6 +57,9 @@ interface RunRow {
   metrics: string | null;
   artifacts: string | null;
   error: string | null;
+  model: string | null;
+  parent_version: string | null;
+  version: string | null;
 }
 
 const parse = <T>(s: string | null): T | null => (s === null ? null : (JSON.parse(s) as T));
@@ -82,6 +90,27 @@ export class RunStore {
       .prepare('INSERT INTO training_runs (kind, status, name, started_at, params) VALUES (?, ?, ?, ?, ?)')
       .run(kind, 'running', name ?? null, new Date().toISOString(), JSON.stringify(params));
     return Number(r.lastInsertRowid);
+  }
+
+  /** A fine-tune run of `model` starting from `parentVersion`. */
+  startFinetune(model: string, parentVersion: string, params: Record<string, unknown>): number {
+    const r = this.db
+      .prepare("INSERT INTO training_runs (kind, status, name, started_at, params, model, parent_version) VALUES ('finetune', 'running', ?, ?, ?, ?, ?)")
+      .run(model, new Date().toISOString(), JSON.stringify(params), model, parentVersion);
+    return Number(r.lastInsertRowid);
+  }
+
+  /** End a fine-tune run with its outcome, gate numbers and (when built) the candidate version. */
+  finishFinetune(id: number, status: 'promoted' | 'refused' | 'failed' | 'interrupted', f: { metrics?: Record<string, unknown>; artifacts?: unknown; error?: string; version?: string | null }): void {
+    this.finish(id, status, { metrics: f.metrics ? JSON.stringify(f.metrics) : null, artifacts: f.artifacts === undefined ? null : JSON.stringify(f.artifacts), error: f.error ?? null });
+    if (f.version !== undefined) this.db.prepare('UPDATE training_runs SET version = ? WHERE id = ?').run(f.version, id);
+  }
+
+  /** Runs still marked running (after a crash: the daemon marks them interrupted at start-up). */
+  markInterrupted(reason: string): number[] {
+    const ids = this.db.prepare("SELECT id FROM training_runs WHERE kind = 'finetune' AND status = 'running'").pluck().all() as number[];
+    for (const id of ids) this.finish(id, 'interrupted', { metrics: null, artifacts: null, error: reason });
+    return ids;
   }
 
   /** Add to a run's parameters (e.g. the spec once it is read and validated). */
@@ -127,12 +156,13 @@ export class RunStore {
   }
 
   /** Most recent first. */
-  list(opts: { limit?: number; kind?: RunKind } = {}): RunSummary[] {
-    const rows = (
-      opts.kind
-        ? this.db.prepare('SELECT * FROM training_runs WHERE kind = ? ORDER BY id DESC LIMIT ?').all(opts.kind, opts.limit ?? 50)
-        : this.db.prepare('SELECT * FROM training_runs ORDER BY id DESC LIMIT ?').all(opts.limit ?? 50)
-    ) as RunRow[];
+  list(opts: { limit?: number; kind?: RunKind; model?: string } = {}): RunSummary[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (opts.kind) (where.push('kind = ?'), args.push(opts.kind));
+    if (opts.model) (where.push('model = ?'), args.push(opts.model));
+    const sql = `SELECT * FROM training_runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, opts.limit ?? 50) as RunRow[];
     return rows.map(summary);
   }
 
@@ -175,5 +205,8 @@ function summary(r: RunRow): RunSummary {
     backend: r.backend,
     metrics: parse(r.metrics),
     error: r.error,
+    model: r.model ?? null,
+    parentVersion: r.parent_version ?? null,
+    version: r.version ?? null,
   };
 }
