@@ -13,6 +13,9 @@
  *   diabetes regression (data/diabetes.csv, specs/diabetes.json) -> models/diabetes (ONNX float32)
  *   breast cancer classifier (data/breast_cancer.csv, specs/breast-cancer.json) -> models/breast-cancer (ONNX int8)
  *
+ * Every ONNX bundle also carries the float32 tfjs model it was exported from (source/model.json
+ * and source/weights.bin, manifest `trainable`): on-device fine-tuning starts from it.
+ *
  * Every bundle is evaluated through the real engines on its held-out test split and carries its
  * metrics, training history, learning curves (curves.svg) and drift reference. The script
  * checks the acceptance figures, writes test/fixtures/digits-sample.json (20 raw test rows,
@@ -212,6 +215,8 @@ async function main(): Promise<void> {
   for (const v of INT8) check(Math.abs(acc(cnn, v) - acc(cnn, 'onnx-fp32')) <= 0.01, `digits CNN ${v} ONNX within 1 point of fp32`);
   for (const r of [mlp, cnn]) check(vs(r, 'onnx-fp32').maxAbsDiff <= 1e-4, 'ONNX fp32 within 1e-4 of tfjs');
   for (const r of [mlp, cnn]) for (const v of INT8) check(vs(r, v).top1Agreement >= 0.99, `${v} top-1 agreement >= 99%`);
+  // Issue 10: every ONNX bundle carries its trainable float32 source for on-device fine-tuning.
+  for (const r of results.values()) for (const b of r.bundles) if (b.manifest.runtime === 'onnx') check(b.manifest.trainable?.entry === 'source/model.json' && b.manifest.artifacts.some((a) => a.path === b.manifest.trainable!.entry), `${b.manifest.name} carries its trainable source`);
   const diabetes = results.get('diabetes regression')!.evaluation;
   check(diabetes.task === 'regression' && diabetes.metrics.r2 >= 0.4, 'diabetes R² >= 0.40');
 

@@ -39,6 +39,11 @@ describe('payload codec', () => {
   it('gives each kind of bad input its code, keeping the reply address', () => {
     expect(codeOf(Buffer.from('{"inputs": [1,2'))).toBe('EDGELOOP_BAD_JSON');
     expect(codeOf(Buffer.from('[1,2,3,4]'))).toBe('EDGELOOP_BAD_JSON');
+    // A short broken payload is still answered at the reply address it names (never at one with NUL or wildcards).
+    const broken = decodeRequest(Buffer.from('{"id":7,"replyTo":"my/replies","inputs":[1,2'), {}, ONE, LIMITS);
+    expect(broken).toMatchObject({ ok: false, envelope: { id: 7, replyTo: 'my/replies' }, error: { code: 'EDGELOOP_BAD_JSON' } });
+    const nul = decodeRequest(Buffer.from('{"replyTo":"my/\u0000x","inputs":[1,2'), {}, ONE, LIMITS);
+    expect(nul.envelope.replyTo).toBeUndefined();
     expect(codeOf(json({ values: [1, 2, 3, 4] }))).toBe('EDGELOOP_BAD_INPUT');
     expect(codeOf(json({ inputs: [1, 2, 3] }))).toBe('EDGELOOP_BAD_SHAPE');
     expect(codeOf(json({ inputs: [1, 2, 'x', 4] }))).toBe('EDGELOOP_BAD_DTYPE');

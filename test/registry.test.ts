@@ -43,6 +43,8 @@ describe('registry', () => {
     const back = await r.rollback('digits-fp32', { actor: 'cli', reason: 'misreads sevens' });
     expect(back).toMatchObject({ action: 'rollback', from: '1.0.1', to: '1.0.0' });
     expect(r.version('digits-fp32', '1.0.1')).toMatchObject({ status: 'rejected', statusReason: 'misreads sevens' });
+    // The version served again keeps a note of its own, not the other version's reason.
+    expect(r.version('digits-fp32', '1.0.0')).toMatchObject({ status: 'active', statusReason: 'serving again: 1.0.1 was rolled back' });
     const history = r.history('digits-fp32').map((h) => [h.action, h.fromVersion, h.toVersion, h.reason, h.actor]);
     expect(history).toEqual([
       ['rollback', '1.0.1', '1.0.0', 'misreads sevens', 'cli'],

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { runDriftBench } from './drift.js';
 import { runEngine } from './engine.js';
+import { runFeedbackBench } from './feedback.js';
 import { isMain, machine, targetsTable, type TargetRow } from './report.js';
 import { runServing } from './serving.js';
 import { runSwap } from './swap.js';
@@ -68,12 +69,13 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
   const drift = await step('drift observe() benchmark', () => runDriftBench());
   const serving = await step('serving benchmark: drift on / off / echo (about 90 s)', () => runServing());
   const swap = await step('swap-under-load benchmark (about 35 s)', () => runSwap());
+  const feedback = await step('feedback benchmark: serving with / without feedback (about 40 s)', () => runFeedbackBench());
   // Last: training switches tfjs backends in this process. PROD as the trainer's worker sets it.
   tf.env().set('PROD', true);
   const inference = await step('toolchain: exported formats', () => runInference());
   const training = await step('toolchain: training', () => runTraining());
   const loadAfter = os.loadavg()[0];
-  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...inference.targets];
+  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...feedback.targets, ...inference.targets];
   return [
     `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC at commit ${rev}${buildNote}, on ${machine()}; ` +
       `load average ${load.map((x) => x.toFixed(2)).join(' / ')} (1 / 5 / 15 min) before the run${waitNote}, ${loadAfter.toFixed(2)} (1 min) after; ` +
@@ -87,6 +89,8 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
     serving.md,
     '',
     swap.md,
+    '',
+    feedback.md,
     '',
     engine,
     '',

@@ -59,6 +59,8 @@ export const manifestSchema = z.object({
   /** Filled by the toolchain and the drift monitor (later issues). */
   reference: z.unknown().optional(),
   training: z.unknown().optional(),
+  /** A trainable float32 source the bundle carries (an artifact), so on-device fine-tuning can start from it and re-export this variant. */
+  trainable: z.object({ entry: z.string().min(1), runtime: z.literal('tfjs') }).optional(),
   metrics: z.record(z.string(), z.unknown()).optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;

@@ -103,7 +103,7 @@ export function registerDrift(program: Command): void {
     .option('--feature <name>', 'one feature in detail: its histogram vs the reference and its statistics over time')
     .option('--top <n>', 'features charted', (v) => Number(v), 3)
     .option('--rows <n>', 'features listed', (v) => Number(v), 10)
-    .option('--svg <file>', 'also write the PSI chart as an SVG file')
+    .option('--svg <file>', "also write the chart as an SVG file (the PSI overview, or with --feature that feature's statistics)")
     .addHelpText('after', '\nExamples:\n  edgeloop drift report digits --since 24h\n  edgeloop drift report digits --feature pixel_3_4 --svg drift.svg')
     .action(async (model: string, o: Opts & { since?: string; feature?: string; top: number; rows: number; svg?: string }) => {
       try {

@@ -25,6 +25,10 @@ registerToolchain(program);
 (await import('./sync-command.js')).registerSync(program);
 (await import('./drift-command.js')).registerDrift(program);
 (await import('./profile-command.js')).registerProfile(program);
+(await import('./feedback-command.js')).registerFeedback(program);
+(await import('./retrain-command.js')).registerRetrain(program);
+(await import('./doctor-command.js')).registerDoctor(program);
+(await import('./fleet-status-command.js')).registerFleetStatus(program);
 
 program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 await program.parseAsync(process.argv);

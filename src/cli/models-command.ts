@@ -85,11 +85,18 @@ export function registerModels(program: Command): void {
       try {
         const s = await openState(o, { create: true });
         const abs = path.resolve(bundle);
+        // The registry answers an identical re-install with the existing row: older than this call.
+        const started = Date.now();
         const row =
           s.mode === 'daemon'
             ? await s.call<VersionRow>('POST', '/models', { path: abs, name: o.name, version: o.version, reason: o.reason })
             : await s.registry.install(abs, { actor: 'cli', source: 'manual', name: o.name, version: o.version, reason: o.reason });
-        print(o, row, () => `installed ${row.model}@${row.version} (${row.status}); serve it with: edgeloop activate ${row.model} ${row.version}\n`);
+        const already = Date.parse(row.createdAt) < started;
+        print(o, o.json ? { ...row, alreadyInstalled: already } : row, () =>
+          already
+            ? `${row.model}@${row.version} is already installed (${row.status}), same content; nothing changed\n`
+            : `installed ${row.model}@${row.version} (${row.status}); serve it with: edgeloop activate ${row.model} ${row.version}\n`,
+        );
       } catch (err) {
         fail(err);
       }

@@ -18,7 +18,12 @@ interface PredictOptions {
 
 /** Read --input: inline JSON, @file.json, or @file.csv (a header row and a label/target column are dropped). */
 export function readInput(spec: string): unknown {
-  if (!spec.startsWith('@')) return parseJson(spec, '--input');
+  return readInputWithTruth(spec).inputs;
+}
+
+/** As {@link readInput}, keeping a CSV's label/target column as the true values to print beside the predictions. */
+export function readInputWithTruth(spec: string): { inputs: unknown; truth?: string[] } {
+  if (!spec.startsWith('@')) return { inputs: parseJson(spec, '--input') };
   const file = spec.slice(1);
   let text: string;
   try {
@@ -26,7 +31,7 @@ export function readInput(spec: string): unknown {
   } catch (err) {
     throw new EdgeloopError('EDGELOOP_USAGE', `--input ${file}: ${(err as Error).message}`);
   }
-  if (!file.endsWith('.csv')) return parseJson(text, file);
+  if (!file.endsWith('.csv')) return { inputs: parseJson(text, file) };
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
   let drop = -1;
   if (lines.length && lines[0].split(',').some((c) => c.trim() !== '' && Number.isNaN(Number(c)))) {
@@ -35,7 +40,7 @@ export function readInput(spec: string): unknown {
   }
   const rows = lines.map((l) => l.split(',').filter((_, i) => i !== drop).map(Number));
   if (rows.length === 0) throw new EdgeloopError('EDGELOOP_USAGE', `--input ${file}: no data rows`);
-  return rows;
+  return drop < 0 ? { inputs: rows } : { inputs: rows, truth: lines.map((l) => (l.split(',')[drop] ?? '').trim()) };
 }
 
 function parseJson(text: string, where: string): unknown {
@@ -60,11 +65,14 @@ export function registerPredict(program: Command): void {
     .addHelpText('after', '\nExamples:\n  edgeloop predict digits --input @data/digits.csv --head 5\n  edgeloop predict digits --input \'[0,0,5,13,9,1,0,0, ...64 values]\'')
     .action(async (model: string, o: PredictOptions) => {
       try {
-        let inputs = readInput(o.input);
-        if (o.head && Array.isArray(inputs) && Array.isArray(inputs[0])) inputs = inputs.slice(0, o.head);
+        let { inputs, truth } = readInputWithTruth(o.input);
+        if (o.head && Array.isArray(inputs) && Array.isArray(inputs[0])) {
+          inputs = inputs.slice(0, o.head);
+          truth = truth?.slice(0, o.head);
+        }
         const reply = await request(model, inputs, o);
-        if (o.json) process.stdout.write(JSON.stringify(reply, null, 2) + '\n');
-        else printReply(reply);
+        if (o.json) process.stdout.write(JSON.stringify(truth ? { ...reply, truth } : reply, null, 2) + '\n');
+        else process.stdout.write(formatReply(reply, truth));
         if (reply.error) process.exitCode = reply.error.code === 'EDGELOOP_MODEL_NOT_FOUND' ? 3 : 1;
       } catch (err) {
         fail(err);
@@ -111,14 +119,22 @@ async function request(model: string, inputs: unknown, o: PredictOptions): Promi
   }
 }
 
-function printReply(reply: Reply): void {
-  if (reply.error) {
-    process.stdout.write(`error ${reply.error.code}: ${reply.error.message}\n`);
-    return;
-  }
-  process.stdout.write(`${reply.model}@${reply.version}  ${reply.latencyMs} ms\n`);
-  const rows = (reply.predictions ?? []).map((p, i) =>
-    'label' in p ? [i, String(p.label), Number(p.confidence).toFixed(3)] : [i, JSON.stringify('value' in p ? p.value : (p.values ?? p.embedding)), ''],
-  );
-  process.stdout.write(table(['row', 'prediction', 'confidence'], rows));
+/** The reply for people; with the CSV's true values, a `true` column, a mark on each miss and the hit count. */
+export function formatReply(reply: Reply, truth?: string[]): string {
+  if (reply.error) return `error ${reply.error.code}: ${reply.error.message}\n`;
+  const head = `${reply.model}@${reply.version}  ${reply.latencyMs} ms\n`;
+  const predictions = reply.predictions ?? [];
+  const classifier = predictions.length > 0 && predictions.every((p) => 'label' in p);
+  let hits = 0;
+  const rows = predictions.map((p, i) => {
+    const base = 'label' in p ? [i, String(p.label), Number(p.confidence).toFixed(3)] : [i, JSON.stringify('value' in p ? p.value : (p.values ?? p.embedding)), ''];
+    if (!truth) return base;
+    const t = truth[i] ?? '';
+    const hit = classifier && String(p.label) === t;
+    if (hit) hits++;
+    return [...base, t, classifier ? (hit ? '' : 'x') : ''];
+  });
+  const headers = truth ? ['row', 'prediction', 'confidence', 'true', classifier ? 'miss' : ''] : ['row', 'prediction', 'confidence'];
+  const summary = truth && classifier ? `${hits}/${predictions.length} correct\n` : '';
+  return head + table(headers, rows) + summary;
 }

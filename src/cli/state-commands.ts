@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
-import type { Change } from '../registry/index.js';
+import { readConfigFile, resolveConfig } from '../config/index.js';
+import { loadServedModel } from '../daemon/load-models.js';
+import { activateGatedOffline } from '../quality/index.js';
+import type { Change, Registry } from '../registry/index.js';
 import { modelsTable, print, stateOptions } from './models-command.js';
 import { fail, table } from './output.js';
 import { openState, verifyOnly, type HomeOptions } from './state-client.js';
@@ -23,9 +26,23 @@ interface LiveModel {
   p50Ms: number | null;
   p99Ms: number | null;
   meanBatchRows: number | null;
+  liveAccuracy?: { rows: number; accuracy?: number; mae?: number; alert: unknown } | null;
 }
 
 const ms = (v: number | null) => (v === null ? '-' : v.toFixed(2));
+/** Live accuracy (or MAE) over labelled feedback, "!" when its accuracy alert is open. */
+const liveCell = (l: LiveModel['liveAccuracy']) =>
+  !l || l.rows === 0 ? '-' : `${l.accuracy !== undefined ? `${(l.accuracy * 100).toFixed(1)}%` : `MAE ${l.mae?.toPrecision(3)}`} (${l.rows})${l.alert ? ' !' : ''}`;
+
+/** Offline, the CLI gates too: it loads the target and the serving version with the device config's engines. */
+function activateOffline(registry: Registry, name: string, version: string, o: Opts): Promise<Change> {
+  const config = resolveConfig(o.config ? readConfigFile(o.config) : {}, { home: o.home });
+  return activateGatedOffline(registry, name, version, { actor: 'cli', reason: o.reason, force: o.force }, {
+    policy: config.registry.gate,
+    load: (dir) => loadServedModel(dir, config, { ...config.serving }),
+    maxBatch: config.serving.maxBatch,
+  });
+}
 
 export function registerStateCommands(program: Command): void {
   stateOptions(program.command('status').description('what runs on this device: daemon, broker, models, versions, traffic')).action(async (o: Opts) => {
@@ -38,13 +55,13 @@ export function registerStateCommands(program: Command): void {
       }
       const st = await s.call<Record<string, unknown> & { models: LiveModel[] }>('GET', '/status');
       print(o, st, () => {
-        const head = `device ${st.deviceId}  daemon: running (pid ${st.pid}, up ${st.uptimeSeconds} s, ${Math.round(Number(st.rssBytes) / 2 ** 20)} MB)  broker: ${st.broker} ${st.brokerUrl}\n`;
+        const head = `device ${st.deviceId}  daemon: running (pid ${st.pid}, up ${st.uptimeSeconds} s, ${Math.round(Number(st.rssBytes) / 2 ** 20)} MB)  broker: ${st.broker === 'embedded' ? `embedded ${st.brokerUrl}` : st.brokerUrl}\n`;
         if (st.models.length === 0) return head + 'no models served\n';
         return (
           head +
           table(
-            ['model', 'version', 'state', 'pinned', 'runtime', 'backend', 'requests', 'failed', 'p50 ms', 'p99 ms', 'batch'],
-            st.models.map((m) => [m.name, m.version, m.state, m.pinned ? 'yes' : 'no', m.runtime, m.backend, m.requests, m.failed, ms(m.p50Ms), ms(m.p99Ms), m.meanBatchRows?.toFixed(1) ?? '-']),
+            ['model', 'version', 'state', 'pinned', 'runtime', 'backend', 'requests', 'failed', 'p50 ms', 'p99 ms', 'batch', 'live acc.'],
+            st.models.map((m) => [m.name, m.version, m.state, m.pinned ? 'yes' : 'no', m.runtime, m.backend, m.requests, m.failed, ms(m.p50Ms), ms(m.p99Ms), m.meanBatchRows?.toFixed(1) ?? '-', liveCell(m.liveAccuracy)]),
           )
         );
       });
@@ -55,14 +72,15 @@ export function registerStateCommands(program: Command): void {
 
   stateOptions(program.command('activate <model> <version>').description('serve an installed version (on trial; rolled back automatically if it fails)'))
     .option('--reason <text>', 'why, for the history')
-    .option('--force', 'also a version rejected earlier')
+    .option('--force', 'skip the quality gate; also a version rejected earlier')
+    .addHelpText('after', '\nThe version is scored on labelled rows first (its anchor set, the device\'s holdout) and refused\nwith exit code 6 when it is below registry.gate.minAccuracy or worse than the serving version.\n\nExample:\n  edgeloop activate digits 1.1.0 --reason "retrained on site data"')
     .action(async (name: string, version: string, o: Opts) => {
       try {
         const s = await openState(o);
         const change =
           s.mode === 'daemon'
             ? await s.call<Change>('POST', `/models/${encodeURIComponent(name)}/activate`, { version, reason: o.reason, force: o.force })
-            : await s.registry.activate(name, version, { actor: 'cli', reason: o.reason, force: o.force, prepare: verifyOnly });
+            : await activateOffline(s.registry, name, version, o);
         print(o, change, () => describeChange(change, s.mode));
       } catch (err) {
         fail(err);

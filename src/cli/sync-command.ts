@@ -98,7 +98,12 @@ export function registerSync(program: Command): void {
         }
         if (!config?.sync) throw new EdgeloopError('EDGELOOP_USAGE', "the daemon is not running: pass --config with the device config's 'sync' section to sync offline");
         const { SyncService, offlineHost } = await import('../sync/index.js');
-        const service = await SyncService.create({ config: config.sync, deviceId: config.deviceId, home: s.home, registry: s.registry, host: offlineHost(s.registry) });
+        const { loadServedModel } = await import('../daemon/load-models.js');
+        const { FeedbackStore } = await import('../feedback/index.js');
+        // Offline installs pass the same quality gate as the daemon's (anchor set + holdout).
+        const labelled = FeedbackStore.open(s.home);
+        const gate = { policy: config.registry.gate, load: (dir: string) => loadServedModel(dir, config, { ...config.serving }), labelled, maxBatch: config.serving.maxBatch };
+        const service = await SyncService.create({ config: config.sync, deviceId: config.deviceId, home: s.home, registry: s.registry, host: offlineHost(s.registry, gate) });
         const round = service.requestRound('manual', { unconditional: true });
         const timer = setInterval(() => drawProgress(service.status().running), 250);
         const report = await round.done.finally(() => {
@@ -106,6 +111,7 @@ export function registerSync(program: Command): void {
           drawProgress(null);
         });
         await service.stop();
+        labelled.close();
         print(o, report, () => roundText(report) + 'recorded offline; the daemon serves the new versions (on trial) when it starts\n');
         failIfProblem(report);
       } catch (err) {

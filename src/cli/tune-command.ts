@@ -56,7 +56,7 @@ Example:
         if (!['auto', ...t.TRAINING_BACKENDS].includes(o.backend)) throw new EdgeloopError('EDGELOOP_USAGE', `--backend must be auto, ${t.TRAINING_BACKENDS.join(', ')}; got '${o.backend}'`);
         const targets = parseTargets(o, t.parseVariant).map((x) => ({ ...x, variant: x.variant as import('../training/index.js').Variant }));
         store = o.log ? t.RunStore.open(homeDir(o.home)) : undefined;
-        const progress = new t.EpochProgress(process.stderr);
+        const progress = new t.EpochProgress(process.stderr, { bars: false });
         const r = await t.tunePipeline({
           data: o.data,
           label: o.label,
@@ -74,7 +74,8 @@ Example:
           overwrite: o.overwrite,
           onTrial: (trial, done, total) => process.stderr.write(`trial ${done}/${total}  ${t.formatParams(trial.params)}  ${trial.mean.toFixed(4)} ± ${trial.std.toFixed(4)}  ${(trial.durationMs / 1000).toFixed(1)}s\n`),
           onEvent: (e) => {
-            if (e.type !== 'batch' && e.type !== 'epoch-start') progress.handle(e);
+            // epoch-start carries the epoch count (`epoch 3/40`); batch bars are noise over many folds.
+            if (e.type !== 'batch') progress.handle(e);
           },
         });
         if (o.json) {

@@ -161,7 +161,7 @@ export const configSchema = z
         strategy: z.enum(['auto', 'full', 'last-layers', 'head']).default('auto'),
         /** 'last-layers': how many trainable layers from the output. */
         lastLayers: z.number().int().min(1).default(2),
-        epochs: z.number().int().min(1).max(1000).default(30),
+        epochs: z.number().int().min(1).max(1000).default(60),
         learningRate: z.number().gt(0).optional(),
         /** Replay rows (anchor set + reservoir) mixed in against forgetting. */
         replayRows: z.number().int().min(0).default(500),

@@ -11,6 +11,10 @@ import { Registry, importShipped, reconcile } from '../registry/index.js';
 import { MqttTransport, RequestHandler, redact, topicsFor, type EmbeddedBroker, type Topics } from '../transport/index.js';
 import { SyncService } from '../sync/index.js';
 import { DriftService, driftAdminRoutes } from '../drift/index.js';
+import { FeedbackService, feedbackAdminRoutes, type AccuracyEvent } from '../feedback/index.js';
+import { learningAdminRoutes } from '../learning/admin.js';
+import { LearningService, learningWorkDir, type LearningEvent } from '../learning/learning-service.js';
+import { RunStore } from '../training/runs/index.js';
 import { adminRoutes } from './admin-routes.js';
 import { startAdminServer } from './admin-server.js';
 import { ModelHost } from './model-host.js';
@@ -48,6 +52,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   sync?: SyncService;
   /** Drift monitoring of every served model that carries a reference profile. */
   drift?: DriftService;
+  /** Labelled feedback: prediction ids + ring, intake, labelled store, live accuracy (src/feedback). */
+  feedback?: FeedbackService;
+  /** On-device fine-tuning: triggers, runs, promotion through the gate (src/learning). */
+  learning?: LearningService;
   private startedAt = new Date().toISOString();
   brokerUrl = '';
 
@@ -103,7 +111,26 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       protocolVersion = 4; // aedes has no MQTT 5
     }
     this.brokerUrl = url;
+    const feedback = FeedbackService.open(config.home, {
+      options: config.feedback,
+      limits: config.serving,
+      models: (name) => this.host!.get(name),
+      topics: this.topics,
+      publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload, qos, correlationData),
+      log: log.child({ component: 'feedback' }),
+      onEvent: (e) => this.accuracyEvent(e),
+    });
+    this.feedback = feedback;
+    // Gates score on the holdout; trials and the watch after commit judge on new labelled rows.
+    this.host.setLabelledRows(feedback.store);
+    feedback.onLabelled((model, batch) => {
+      void this.host?.onLabelled(model, batch).catch((err) => log.error({ model, err }, 'labelled rows could not be judged'));
+      this.learning?.check();
+    });
+    this.learning = this.createLearning(registry, feedback);
+    await this.learning.recover();
     this.handler = new RequestHandler({
+      predictions: config.feedback.enabled ? feedback.recorder : undefined,
       topics: this.topics,
       models: (name) => this.host!.get(name),
       publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload, qos, correlationData),
@@ -121,6 +148,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       topics: this.topics,
       sharedGroup: b.sharedGroup,
       onRequest: (req) => this.handler!.handle(req),
+      onFeedback: config.feedback.enabled ? (req) => feedback.handle(req) : undefined,
       log,
       connection: {
         url,
@@ -159,8 +187,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         onStatusChange: () => void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined),
       });
     }
-    this.admin = await startAdminServer(config.home, [...adminRoutes(registry, this.host, () => this.runtimeStatus(), config.registry.keepVersions, this.sync), ...driftAdminRoutes(drift)], log);
+    this.admin = await startAdminServer(config.home, [...adminRoutes(registry, this.host, () => this.runtimeStatus(), config.registry.keepVersions, this.sync), ...driftAdminRoutes(drift), ...feedbackAdminRoutes(feedback, () => this.host!.all().map((m) => m.name)), ...learningAdminRoutes(this.learning)], log);
     registry.onChange((change) => {
+      if (change.action === 'rollback' && change.from) this.learningRollback(change.model, change.from, change.reason);
       const event = JSON.stringify({ ...change, deviceId: config.deviceId, at: new Date().toISOString() });
       void this.transport?.publishEvent(this.topics.events('model'), event).catch(() => undefined);
       void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined);
@@ -168,6 +197,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.transport.publishStatus(JSON.stringify(this.status()));
     await this.sync?.start();
     this.drift.start();
+    feedback.start();
+    this.learning.start();
     const names = this.host.all().map((m) => m.name);
     log.info({ broker: redact(url), requests: this.topics.inferFilter(b.sharedGroup), models: names }, 'edgeloop serving');
     this.emit('ready', { brokerUrl: url, models: names });
@@ -181,6 +212,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       since: this.startedAt,
       edgeloop: pkg.version,
       broker: this.broker ? 'embedded' : redact(this.brokerUrl),
+      profile: this.opts.config.deviceProfile ?? null,
       models: (this.host?.all() ?? []).map((m) => {
         const summary = this.registry?.summary(m.name);
         return {
@@ -194,6 +226,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           quantization: m.manifest.quantization,
           sync: this.sync?.resultFor(m.name) ?? null,
           drift: this.driftState(m.name),
+          liveAccuracy: this.liveAccuracyState(m.name),
         };
       }),
       sync: this.sync ? { channel: this.sync.channel, serial: this.sync.status().serial } : null,
@@ -209,6 +242,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       uptimeSeconds: Math.round(process.uptime()),
       brokerUrl: redact(this.brokerUrl),
       rssBytes: process.memoryUsage.rss(),
+      learning: this.learning?.status() ?? null,
       memory: process.memoryUsage(),
       models: (base.models as Record<string, unknown>[]).map((entry) => {
         const m = this.host!.get(entry.name as string)!;
@@ -252,6 +286,63 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return { alert: st.alert, lastWindow: st.last, consecutiveDrifting: st.consecutiveDrifting };
   }
 
+  private createLearning(registry: Registry, feedback: FeedbackService): LearningService {
+    const { config, log } = this.opts;
+    return new LearningService({
+      policy: config.learning,
+      holdoutRows: config.registry.gate.holdoutRows,
+      registry,
+      labelled: feedback.store,
+      runs: RunStore.attach(registry.db),
+      workDir: learningWorkDir(config.home),
+      serving: (name) => {
+        const m = this.host?.get(name);
+        return m ? { version: m.version, dir: registry.versionDir(name, m.version) } : undefined;
+      },
+      activate: (name, version, reason) => this.host!.activate(name, version, { actor: 'daemon', reason, trial: true }),
+      alertSince: (name) => {
+        const times: number[] = [];
+        const accuracy = feedback.alertFor(name);
+        if (accuracy) times.push(accuracy.raisedAt);
+        const drift = this.drift?.get(name)?.status().alert;
+        if (drift) times.push(Date.parse(drift.raisedAt));
+        return times.length ? Math.min(...times) : null;
+      },
+      onTrial: (name) => this.host?.trialOf(name) !== undefined,
+      models: () => this.host?.all().map((m) => m.name) ?? [],
+      onEvent: (e) => this.learningEvent(e),
+      log: log.child({ component: 'learning' }),
+    });
+  }
+
+  private learningEvent(e: LearningEvent): void {
+    void this.transport?.publishEvent(this.topics.events('learning'), JSON.stringify({ ...e, deviceId: this.opts.config.deviceId })).catch(() => undefined);
+  }
+
+  /** A fine-tuned version rolled back (by its trial, the watch or a technician) is a learning event too. */
+  private learningRollback(model: string, version: string, reason: string | null): void {
+    try {
+      if (this.registry?.version(model, version).source !== 'finetune') return;
+    } catch {
+      return;
+    }
+    this.learningEvent({ type: 'rolled-back', model, version, at: new Date().toISOString(), message: `${model}@${version} (fine-tuned) rolled back: ${reason ?? 'no reason given'}` });
+  }
+
+  /** Live accuracy of a model's serving version for the status document (no time windows: kept small). */
+  private liveAccuracyState(name: string): Record<string, unknown> | null {
+    const live = this.feedback?.liveAccuracy(name);
+    if (!live) return null;
+    const { windows: _windows, perClassRecall: _recall, alert, ...rest } = live;
+    return { ...rest, alert: alert ? { raisedAt: new Date(alert.raisedAt).toISOString(), message: alert.message } : null };
+  }
+
+  private accuracyEvent(e: AccuracyEvent): void {
+    const event = { type: e.type, model: e.alert.model, version: e.alert.version, message: e.message, live: e.alert.live, expected: e.alert.expected, rows: e.alert.rows, deviceId: this.opts.config.deviceId, at: new Date().toISOString() };
+    void this.transport?.publishEvent(this.topics.events('accuracy'), JSON.stringify(event)).catch(() => undefined);
+    void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined);
+  }
+
   private driftEvent(e: { message: string }, level: 'warn' | 'info'): void {
     this.opts.log[level]({ drift: e }, e.message);
     void this.transport?.publishEvent(this.topics.events('drift'), JSON.stringify({ ...e, deviceId: this.opts.config.deviceId })).catch(() => undefined);
@@ -268,9 +359,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const { log, config } = this.opts;
     log.info({ reason, inFlight: this.handler?.pending ?? 0 }, 'edgeloop stopping');
     await this.admin?.close();
+    await this.learning?.stop(); // cancels a running fine-tune: nothing half-built is installed
     await this.sync?.stop();
     await this.transport?.stopIntake();
     this.handler?.stopAccepting();
+    await this.feedback?.flush(); // while the models still run: self-contained samples get their prediction
     const drained = (this.host?.drainAll() ?? Promise.resolve()).then(() => this.handler?.settled());
     const timedOut = await Promise.race([
       drained.then(() => false),
@@ -282,6 +375,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       await this.handler?.settled();
     }
     await this.waitForQuiet(config.serving.drainTimeoutMs);
+    await this.feedback?.close(); // acks still in flight are published, pending rows written
     await this.transport?.stop(JSON.stringify({ deviceId: config.deviceId, online: false, reason, at: new Date().toISOString() }));
     await this.broker?.close();
     await this.host?.disposeAll();

@@ -35,3 +35,28 @@ export function judgeTrial(health: HealthStats, startedAt: number, baselineP99: 
   }
   return undefined;
 }
+
+/** The labelled side of a trial: paired rows so far and whether they say "worse". */
+export interface LabelEvidence {
+  paired: number;
+  worse: boolean;
+  summary: string;
+}
+
+/**
+ * Combine the traffic verdict with the paired comparison on labels. Labels win when they
+ * exist: significantly worse fails the trial at once; minPaired rows that are not worse pass
+ * it, even before minInferences requests arrived. Error-rate and latency failures still fail.
+ * While some labelled rows arrived but fewer than minPaired, traffic alone does not commit:
+ * the trial waits for the labels until its window ends (then the traffic verdict stands).
+ */
+export function judgeTrialWithLabels(traffic: TrialVerdict, labels: LabelEvidence | undefined, minPaired: number, windowEnded: boolean): TrialVerdict {
+  if (labels?.worse) return { pass: false, reason: `trial failed on labels: ${labels.summary}` };
+  if (traffic && !traffic.pass) return traffic;
+  if (labels && labels.paired >= minPaired) return { pass: true, reason: `trial passed on labels: ${labels.summary}` };
+  if (labels && labels.paired > 0) {
+    if (!windowEnded) return undefined;
+    return traffic ? { pass: true, reason: `${traffic.reason}; only ${labels.paired} of ${minPaired} paired labelled rows (${labels.summary})` } : undefined;
+  }
+  return traffic;
+}

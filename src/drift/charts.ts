@@ -16,13 +16,17 @@ export interface TimeChart {
   /** One time (ms) per point, shared by all series. */
   times: readonly number[];
   series: readonly TimeSeries[];
-  /** Horizontal reference lines (thresholds). */
-  lines?: readonly { value: number; label: string }[];
+  /** Horizontal reference lines (thresholds); each gets its own terminal mark (default ┄, then ╌, ┈). */
+  lines?: readonly { value: number; label: string; mark?: string }[];
   /** Smallest value shown; smaller ones are drawn at it (log scale). */
   floor?: number;
 }
 
 const COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+/** Threshold line marks in the text chart: one per line, so the legend can tell them apart. */
+const LINE_MARKS = ['┄', '╌', '┈', '·'];
+/** Where several series fall on one cell of the text chart. */
+const OVERLAP = '#';
 
 function range(c: TimeChart): { lo: number; hi: number } {
   const floor = c.floor ?? 1e-3;
@@ -51,17 +55,21 @@ export function terminalTimeChart(c: TimeChart, opts: { width?: number; height?:
   const floor = c.floor ?? 1e-3;
   const yOf = (v: number) => height - 1 - Math.round(((Math.log10(Math.max(v, floor)) - lo) / (hi - lo)) * (height - 1));
   const grid = Array.from({ length: height }, () => new Array<string>(width).fill(' '));
-  for (const l of c.lines ?? []) {
+  const lineMarks = (c.lines ?? []).map((l, i) => l.mark ?? LINE_MARKS[i % LINE_MARKS.length]);
+  (c.lines ?? []).forEach((l, i) => {
     const y = yOf(l.value);
-    for (let x = 0; x < width; x++) grid[y][x] = '┄';
-  }
+    for (let x = 0; x < width; x++) grid[y][x] = lineMarks[i];
+  });
+  let overlap = false;
   for (const s of c.series) {
     s.values.forEach((v, i) => {
       if (v === null || !Number.isFinite(v)) return;
       const x = n === 1 ? 0 : Math.round((i / (n - 1)) * (width - 1));
       const y = yOf(v);
       const cell = grid[y][x];
-      grid[y][x] = cell === ' ' || cell === '┄' || cell === s.mark ? s.mark : '#';
+      const free = cell === ' ' || lineMarks.includes(cell) || cell === s.mark;
+      if (!free) overlap = true;
+      grid[y][x] = free ? s.mark : OVERLAP;
     });
   }
   const labels = new Map<number, string>();
@@ -75,7 +83,8 @@ export function terminalTimeChart(c: TimeChart, opts: { width?: number; height?:
   const last = when(c.times[n - 1], span);
   out.push(`${' '.repeat(lw + 2)}${first}${last.padStart(Math.max(width - first.length, last.length + 1))}`);
   const legend = c.series.map((s) => `${s.mark} ${s.name}`);
-  for (const l of c.lines ?? []) legend.push(`┄ ${l.label}`);
+  (c.lines ?? []).forEach((l, i) => legend.push(`${lineMarks[i]} ${l.label}`));
+  if (overlap) legend.push(`${OVERLAP} several series`);
   out.push(`${' '.repeat(lw + 2)}${legend.join('   ')}`);
   return out.join('\n') + '\n';
 }

@@ -16,6 +16,6 @@ export { pca, project, type Pca } from './pca.js';
 export { buildDriftProfile, addProjection, calibrate, type ProfileData, type ProfileOptions } from './profile-builder.js';
 export { readReferenceCsv, runModelOnTable, type ReferenceTable } from './profile-data.js';
 export { profileBundle, type ProfileBundleOptions, type ProfileBundleResult } from './profile-bundle.js';
-export { buildReport, renderReport, reportSvg, driftChart, type DriftReport, type FeatureSummary } from './report.js';
+export { buildReport, renderReport, reportSvg, driftChart, featureChart, type DriftReport, type FeatureSummary } from './report.js';
 export { terminalTimeChart, svgTimeChart, terminalBars, type TimeChart, type TimeSeries } from './charts.js';
 export { driftAdminRoutes } from './admin.js';

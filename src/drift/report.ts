@@ -198,7 +198,7 @@ export function renderReport(r: DriftReport, opts: { rows?: number; table: (h: s
   const f = r.feature;
   if (f) {
     if (f.bins.length) out.push(terminalBars(`${f.name}: histogram over the period vs the reference${f.refMean !== null ? ` (reference mean ${f3(f.refMean)}, std ${f3(f.refStd)})` : ''}`, f.bins, f.reference, f.live));
-    out.push(terminalTimeChart({ title: `${f.name}: JS distance, Wasserstein/std and KS statistic per window`, times: r.series.times, series: [{ name: 'js', values: f.js, mark: 'j' }, { name: 'wasserstein/std', values: f.wasserstein, mark: 'w' }, { name: 'ks', values: f.ks, mark: 'k' }], lines: [{ value: 0.1, label: 'js / wasserstein threshold' }] }, { height: 8 }));
+    out.push(terminalTimeChart(featureChart(r)!, { height: 8 }));
   }
   return out.join('\n') + '\n';
 }
@@ -217,7 +217,19 @@ export function driftChart(r: DriftReport, t = { psiWarning: 0.1, psiAlert: 0.25
   };
 }
 
-/** The report's chart as an SVG file's content. */
+/** With --feature: that feature's JS distance, Wasserstein/std and KS statistic per window (terminal and SVG share it). */
+export function featureChart(r: DriftReport): TimeChart | undefined {
+  const f = r.feature;
+  if (!f) return undefined;
+  return {
+    title: `${f.name}: JS distance, Wasserstein/std and KS statistic per window`,
+    times: r.series.times,
+    series: [{ name: 'js', values: f.js, mark: 'j' }, { name: 'wasserstein/std', values: f.wasserstein, mark: 'w' }, { name: 'ks', values: f.ks, mark: 'k' }],
+    lines: [{ value: 0.1, label: 'js / wasserstein threshold' }],
+  };
+}
+
+/** The report's chart as an SVG file's content: the feature's chart with --feature, else the PSI overview. */
 export function reportSvg(r: DriftReport, t?: { psiWarning: number; psiAlert: number }): string {
-  return svgTimeChart(driftChart(r, t));
+  return svgTimeChart(featureChart(r) ?? driftChart(r, t));
 }

@@ -4,6 +4,10 @@ import { DTYPES, type Dtype, type TensorSpec } from '../bundle/index.js';
 import { EdgeloopError } from '../errors.js';
 import type { Engine, EngineOptions, EngineTensor } from './engine.js';
 
+// ORT's native logger writes coloured lines straight to stderr, which breaks a JSON log; every
+// failure it would print (an execution provider that cannot load) is caught and logged by us.
+ort.env.logLevel = 'fatal';
+
 /** ONNX Runtime engine: the fast path for fp32, fp16 and int8 models. */
 export class OnnxEngine implements Engine {
   readonly runtime = 'onnx' as const;
@@ -29,6 +33,7 @@ export class OnnxEngine implements Engine {
           intraOpNumThreads: opts.intraOpNumThreads,
           interOpNumThreads: opts.interOpNumThreads,
           graphOptimizationLevel: 'all',
+          logSeverityLevel: 4, // fatal only: see ort.env.logLevel above
         });
         if (failures.length) log?.warn({ provider: ep, skipped: failures }, 'onnx execution provider fallback');
         return new OnnxEngine(session, ep, session.inputMetadata.map(toSpec), session.outputMetadata.map(toSpec));

@@ -40,8 +40,11 @@ export interface AuditRow {
   actor: Actor;
 }
 
-/** A check run on the target version before a switch is committed (the daemon loads and warms it up). */
-export type Prepare = (row: VersionRow, dir: string) => Promise<void>;
+/**
+ * A check run on the target version before a switch is committed (the daemon loads and warms
+ * it up, and gates activations). A string it returns is added to the change's reason.
+ */
+export type Prepare = (row: VersionRow, dir: string) => Promise<void | string>;
 
 export interface Change {
   model: string;
@@ -160,7 +163,8 @@ export class Registry {
     if (target.status === 'rejected' && !opts.force) {
       throw new EdgeloopError('EDGELOOP_VERSION_REJECTED', `${name}@${version} was rejected earlier (${target.statusReason ?? 'no reason recorded'}); pass --force to activate it anyway`);
     }
-    await opts.prepare?.(target, this.versionDir(name, version));
+    const note = await opts.prepare?.(target, this.versionDir(name, version));
+    const reason = [opts.reason, note].filter((s) => typeof s === 'string' && s !== '').join('; ') || null;
     const status: VersionStatus = opts.trial === false ? 'active' : 'trial';
     return this.transition(() => {
       const current = this.summary(name).serving;
@@ -168,8 +172,8 @@ export class Registry {
         this.setStatus(name, 'previous', 'retired', 'superseded');
         this.setVersionStatus(name, current.version, 'previous', `superseded by ${version}`);
       }
-      this.db.prepare('UPDATE versions SET status = ?, activated_at = ?, status_reason = ? WHERE model = ? AND version = ?').run(status, new Date().toISOString(), opts.reason ?? null, name, version);
-      return { model: name, action: status === 'trial' ? 'activate-trial' : 'activate', from: current?.version ?? null, to: version, reason: opts.reason ?? null, actor: opts.actor };
+      this.db.prepare('UPDATE versions SET status = ?, activated_at = ?, status_reason = ? WHERE model = ? AND version = ?').run(status, new Date().toISOString(), reason, name, version);
+      return { model: name, action: status === 'trial' ? 'activate-trial' : 'activate', from: current?.version ?? null, to: version, reason, actor: opts.actor };
     });
   }
 
@@ -206,7 +210,9 @@ export class Registry {
       const current = this.summary(name).serving;
       if (current) this.setVersionStatus(name, current.version, 'rejected', reason);
       this.setStatus(name, 'previous', 'retired', 'superseded');
-      this.db.prepare("UPDATE versions SET status = 'active', activated_at = ?, status_reason = ? WHERE model = ? AND version = ?").run(new Date().toISOString(), reason, name, target.version);
+      // The reason is the left version's (it is why that one was rejected); the target gets its own note.
+      const note = current ? `serving again: ${current.version} was rolled back` : 'serving again after a rollback';
+      this.db.prepare("UPDATE versions SET status = 'active', activated_at = ?, status_reason = ? WHERE model = ? AND version = ?").run(new Date().toISOString(), note, name, target.version);
       // The newest retired version that once served becomes the next rollback target.
       const next = this.db
         .prepare("SELECT version FROM versions WHERE model = ? AND status = 'retired' AND activated_at IS NOT NULL ORDER BY activated_at DESC LIMIT 1")
@@ -223,6 +229,20 @@ export class Registry {
       const row = this.version(name, version);
       this.setVersionStatus(name, version, 'rejected', reason);
       return { model: name, action: 'reject', from: row.status, to: version, reason, actor };
+    });
+  }
+
+  /**
+   * Record that the quality gate refused to activate a version (action 'gate-refused', with
+   * the numbers). `reject` also marks it rejected, so automatic sources (fleet, fine-tuning)
+   * do not try it again every round; a technician's refused version stays staged for --force.
+   */
+  refuseActivation(name: string, version: string, reason: string, actor: Actor, reject: boolean): Change {
+    return this.transition(() => {
+      const serving = this.summary(name).serving;
+      this.version(name, version);
+      if (reject) this.setVersionStatus(name, version, 'rejected', reason);
+      return { model: name, action: 'gate-refused', from: serving?.version ?? null, to: version, reason, actor };
     });
   }
 

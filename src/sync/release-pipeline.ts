@@ -54,6 +54,8 @@ const REJECTING: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'EDGELOOP_UPDATE_TOO_LARGE',
   'EDGELOOP_VERSION_REJECTED',
   'EDGELOOP_VERSION_EXISTS',
+  // The host records the refusal and marks the version rejected: not downloaded again.
+  'EDGELOOP_GATE_FAILED',
   'EDGELOOP_MODEL_LOAD_FAILED',
   'EDGELOOP_ENGINE_UNAVAILABLE',
 ]);

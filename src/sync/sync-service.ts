@@ -293,7 +293,8 @@ export class SyncService {
     const same = previous && previous.outcome === result.outcome && previous.version === result.version && previous.serial === result.serial;
     if (quiet && same) return;
     const level = result.outcome === 'rejected' || result.outcome === 'failed' ? 'warn' : 'info';
-    this.opts.log?.[level]({ model: result.model, version: result.version, outcome: result.outcome, code: result.code, err: result.message }, 'sync result');
+    // A success's message ("installed on trial") is a note, not an error.
+    this.opts.log?.[level]({ model: result.model, version: result.version, outcome: result.outcome, code: result.code, ...syncLogFields(result) }, 'sync result');
     this.emit(report, result);
   }
 
@@ -311,4 +312,10 @@ export class SyncService {
       if (st && Date.now() - st.mtimeMs > PART_MAX_AGE_MS) await fs.rm(file, { force: true });
     }
   }
+}
+
+/** The message of a sync result for the log: `err` only when it is a failure (it has a code), `note` otherwise. */
+export function syncLogFields(result: Pick<ModelSyncResult, 'code' | 'message'>): { err?: string; note?: string } {
+  if (result.message === null || result.message === undefined) return {};
+  return result.code ? { err: result.message } : { note: result.message };
 }

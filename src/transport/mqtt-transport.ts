@@ -10,6 +10,8 @@ export interface MqttTransportOptions {
   sharedGroup?: string;
   /** Called for every inference request; must not throw. */
   onRequest: (req: IncomingRequest) => void;
+  /** Called for every message on edgeloop/{deviceId}/feedback/+ (subscribed only when given); must not throw. */
+  onFeedback?: (req: IncomingRequest) => void;
   log?: Logger;
 }
 
@@ -35,7 +37,8 @@ export class MqttTransport {
       const extra = this.extraHandlers.get(topic);
       if (extra) return extra(payload);
       const p = packet.properties;
-      this.opts.onRequest({
+      const route = this.opts.onFeedback && topics.feedbackModelOf(topic) !== undefined ? this.opts.onFeedback : this.opts.onRequest;
+      route({
         topic,
         payload,
         qos: packet.qos,
@@ -50,6 +53,7 @@ export class MqttTransport {
       if (this.statusPayload) void this.publishStatus(this.statusPayload).catch(() => undefined);
     });
     await client.subscribeAsync(topics.inferFilter(this.opts.sharedGroup), { qos: 1 });
+    if (this.opts.onFeedback) await client.subscribeAsync(topics.feedbackFilter(this.opts.sharedGroup), { qos: 1 });
   }
 
   /** Publish a reply; resolves when mqtt.js has written it (QoS 0) or the broker acked it. */
@@ -84,7 +88,9 @@ export class MqttTransport {
 
   /** Stop receiving requests (replies can still be published). */
   async stopIntake(): Promise<void> {
-    if (this.client?.connected) await this.client.unsubscribeAsync(this.opts.topics.inferFilter(this.opts.sharedGroup)).catch(() => undefined);
+    if (!this.client?.connected) return;
+    await this.client.unsubscribeAsync(this.opts.topics.inferFilter(this.opts.sharedGroup)).catch(() => undefined);
+    if (this.opts.onFeedback) await this.client.unsubscribeAsync(this.opts.topics.feedbackFilter(this.opts.sharedGroup)).catch(() => undefined);
   }
 
   /** Publish the final status and disconnect cleanly (no Will is sent on a clean disconnect). */

@@ -68,7 +68,8 @@ export function decodeRequest(payload: Buffer, meta: MessageMeta, inputs: readon
  */
 function scanEnvelope(payload: Buffer, envelope: Envelope): void {
   const text = payload.toString('utf8', 0, 1024) + '\n' + payload.toString('utf8', Math.max(1024, payload.length - 1024));
-  const replyTo = /"replyTo"\s*:\s*"([^"\\+#]{1,1024})"/.exec(text);
+  // No wildcards, NUL or control characters: the topic must be one the broker accepts.
+  const replyTo = /"replyTo"\s*:\s*"([^"\\+#\u0000-\u001f]{1,1024})"/.exec(text);
   if (replyTo) envelope.replyTo = replyTo[1];
   const id = /"id"\s*:\s*(?:"([^"\\]{0,256})"|(-?\d{1,15}(?:\.\d+)?))/.exec(text);
   if (id) envelope.id = id[1] ?? Number(id[2]);
@@ -167,6 +168,8 @@ function decodeJson(payload: Buffer, inputs: readonly InputShape[], limits: Deco
   try {
     body = JSON.parse(payload.toString('utf8'));
   } catch (err) {
+    // Broken JSON may still name its reply address (a 3.1.1 client has no other): answer there.
+    scanEnvelope(payload, envelope);
     throw new EdgeloopError('EDGELOOP_BAD_JSON', `payload is not valid JSON (${(err as Error).message})`);
   }
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new EdgeloopError('EDGELOOP_BAD_JSON', 'payload must be a JSON object such as {"inputs":[...]}');

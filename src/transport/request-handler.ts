@@ -29,6 +29,18 @@ export interface RequestHandlerOptions {
   log?: Logger;
   /** Called after every successful prediction with the (standardised) feeds: the drift tap. Must be cheap. */
   onServed?: (model: ServedModel, feeds: Record<string, TypedArray>, rows: number, predictions: PredictResult['predictions']) => void;
+  /** Prediction ids and the ring of recent predictions (src/feedback). Must be cheap: it runs on every request. */
+  predictions?: PredictionTap;
+}
+
+/**
+ * Keeps what feedback needs of each request: `before` sees the raw decoded feeds (predict()
+ * standardises them in place afterwards) and returns a token, `after` gets the predictions of
+ * a successful request and sets `predictionId` on each of them.
+ */
+export interface PredictionTap {
+  before(model: ServedModel, feeds: Record<string, TypedArray>, rows: number): unknown;
+  after(model: ServedModel, token: unknown, predictions: PredictResult['predictions']): void;
 }
 
 const SERVER_FAULTS = new Set(['EDGELOOP_INTERNAL', 'EDGELOOP_TIMEOUT']);
@@ -90,10 +102,15 @@ export class RequestHandler {
       envelope = decoded.envelope;
       if (!decoded.ok) throw decoded.error;
       const deadline = Date.now() + this.timeoutFor(req, envelope);
+      const tap = this.opts.predictions;
+      const token = tap?.before(model, decoded.feeds, decoded.rows);
       const result = await model.predict(decoded.feeds, decoded.rows, deadline);
       this.opts.onServed?.(model, decoded.feeds, decoded.rows, result.predictions);
+      if (token !== undefined) tap!.after(model, token, result.predictions);
       const latencyMs = round3(performance.now() - started);
       const reply: Record<string, unknown> = { model: model.name, version: model.version, predictions: result.predictions, latencyMs };
+      // One row (the common IoT request): its id at the top level too; several rows: per prediction.
+      if (token !== undefined && decoded.rows === 1) reply.predictionId = (result.predictions[0] as { predictionId?: string }).predictionId;
       if (envelope.id !== undefined) reply.id = envelope.id;
       model.health.record(true, latencyMs);
       text = JSON.stringify(reply);

@@ -7,13 +7,16 @@ import type { TrainerEvent } from '../trainer/types.js';
  */
 export class EpochProgress {
   private readonly tty: boolean;
+  private readonly bars: boolean;
   private epochs = 0;
 
+  /** `bars: false` keeps one line per epoch even on a terminal (tune runs many short fits). */
   constructor(
     private readonly out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
-    opts: { tty?: boolean } = {},
+    opts: { tty?: boolean; bars?: boolean } = {},
   ) {
     this.tty = opts.tty ?? Boolean(out.isTTY);
+    this.bars = this.tty && opts.bars !== false;
   }
 
   handle(e: TrainerEvent): void {
@@ -23,16 +26,16 @@ export class EpochProgress {
         break;
       case 'epoch-start':
         this.epochs = e.epochs;
-        if (this.tty) this.bar(e.epoch, 0, e.batches);
+        if (this.bars) this.bar(e.epoch, 0, e.batches);
         break;
       case 'batch':
-        if (this.tty) this.bar(e.epoch, e.batch, e.batches, e.loss);
+        if (this.bars) this.bar(e.epoch, e.batch, e.batches, e.loss);
         break;
       case 'epoch-end': {
         const m = e.record.metrics;
         const parts = Object.entries(m).map(([k, v]) => `${k} ${fmt(v)}`);
         const line = `${this.label(e.record.epoch)}  ${parts.join('  ')}  ${(e.record.ms / 1000).toFixed(1)}s${e.improved ? '  *' : ''}`;
-        this.out.write(this.tty ? `\r\x1b[K${line}\n` : `${line}\n`);
+        this.out.write(this.bars ? `\r\x1b[K${line}\n` : `${line}\n`);
         break;
       }
       case 'stopped':
@@ -42,6 +45,8 @@ export class EpochProgress {
   }
 
   private label(epoch: number): string {
+    // Before any epoch-start the total is unknown: say `epoch 56`, never `epoch 56/0`.
+    if (this.epochs <= 0) return `epoch ${epoch}`;
     const w = String(this.epochs).length;
     return `epoch ${String(epoch).padStart(w)}/${this.epochs}`;
   }

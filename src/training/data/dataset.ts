@@ -59,12 +59,12 @@ export function datasetFromCsv(text: string, source: string, opts: DatasetOption
   const table = parseCsv(text, source);
   const { header } = table;
   const labelCol = header.indexOf(opts.label);
-  if (labelCol < 0) throw dataError(`${source}: label column '${opts.label}' not found; the columns are ${listColumns(header)}`);
+  if (labelCol < 0) throw dataError(`${source}: label column '${opts.label}' not found; the columns are ${listColumns(header, opts.label)}`);
   const features = opts.features ?? header.filter((_, i) => i !== labelCol);
   if (features.includes(opts.label)) throw dataError(`${source}: '${opts.label}' cannot be both the label and a feature`);
   const featureCols = features.map((name) => {
     const i = header.indexOf(name);
-    if (i < 0) throw dataError(`${source}: feature column '${name}' not found; the columns are ${listColumns(header)}`);
+    if (i < 0) throw dataError(`${source}: feature column '${name}' not found; the columns are ${listColumns(header, name)}`);
     return i;
   });
   if (featureCols.length === 0) throw dataError(`${source}: no feature columns besides the label '${opts.label}'`);
@@ -134,9 +134,46 @@ function classOrder(values: string[], known: readonly string[] = []): string[] {
   return [...known, ...extra];
 }
 
-function listColumns(header: string[]): string {
-  const shown = header.slice(0, 12).map((h) => `'${h}'`).join(', ');
-  return header.length > 12 ? `${shown}, … (${header.length} in all)` : shown;
+/**
+ * The columns for an error message: numbered runs collapsed (`'pixel_0_0' … 'pixel_7_7' (64
+ * like pixel_N_N)`), so a wide file still shows every distinct name, the label at its end included;
+ * with `wanted`, the nearest name as a suggestion.
+ */
+export function listColumns(header: string[], wanted?: string): string {
+  const groups: string[] = [];
+  for (let i = 0; i < header.length; ) {
+    const key = header[i].replace(/\d+/g, 'N');
+    let j = i;
+    while (j + 1 < header.length && header[j + 1].replace(/\d+/g, 'N') === key && key !== header[i]) j++;
+    groups.push(j - i >= 2 ? `'${header[i]}' … '${header[j]}' (${j - i + 1} like ${key})` : header.slice(i, j + 1).map((h) => `'${h}'`).join(', '));
+    i = j + 1;
+  }
+  // Still long: the first and the last ones (a label column is usually last).
+  const shown = groups.length > 16 ? [...groups.slice(0, 8), `… ${groups.length - 12} more …`, ...groups.slice(-4)] : groups;
+  const text = `${shown.join(', ')}${header.length > 12 ? ` (${header.length} in all)` : ''}`;
+  const near = wanted === undefined ? undefined : nearest(wanted, header);
+  return near ? `${text}; did you mean '${near}'?` : text;
+}
+
+/** The column name closest to `wanted` (case-insensitive, at most 2 edits), if any. */
+function nearest(wanted: string, names: string[]): string | undefined {
+  const w = wanted.toLowerCase();
+  let best: { name: string; d: number } | undefined;
+  for (const name of names) {
+    const d = editDistance(w, name.toLowerCase());
+    if (d <= Math.min(2, Math.floor(w.length / 2)) && (!best || d < best.d)) best = { name, d };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
 }
 
 function clip(s: string): string {

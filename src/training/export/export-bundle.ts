@@ -8,7 +8,7 @@ import { readCsvDataset, reproduceSplit, selectRows } from '../data/index.js';
 import { evaluateBundle, evaluateLoaded, provenanceOfManifest, standardizeLikeDaemon, summarize, type BundleEvaluation } from '../evaluate/index.js';
 import { checkTargets, writeBundles } from '../pipeline/write.js';
 import { memoryBundle } from './memory-bundle.js';
-import { exportVariant, type ExportVariantOptions, type Variant } from './variants.js';
+import { exportVariant, withTrainableSource, type ExportVariantOptions, type Variant } from './variants.js';
 
 export interface ExportTarget {
   variant: Variant;
@@ -55,7 +55,8 @@ export async function exportBundle(o: ExportOptions): Promise<{ source: Manifest
       const art = await exportVariant(model, target.variant, m.task, { calibration });
       const files = new Map(art.files);
       for (const f of CARRIED) if (src.files.has(f)) files.set(f, src.files.get(f)!);
-      const { format: _f, artifacts: _a, ...rest } = m;
+      const trainable = art.runtime === 'onnx' ? await withTrainableSource(model, files) : undefined;
+      const { format: _f, artifacts: _a, trainable: _t, ...rest } = m;
       const draft: BundleDraft = {
         ...rest,
         name: target.name,
@@ -64,6 +65,7 @@ export async function exportBundle(o: ExportOptions): Promise<{ source: Manifest
         inputs: art.inputs,
         outputs: art.outputs,
         quantization: art.quantization,
+        ...(trainable ? { trainable } : {}),
         createdAt: new Date().toISOString(),
         training: { ...(m.training as object | undefined), exportedAs: target.variant, exportedFrom: `${m.name}@${m.version}`, ...(art.quantizationDetails ? { quantization: art.quantizationDetails } : {}) },
         metrics: { modelBytes: [...art.files.values()].reduce((a, f) => a + f.byteLength, 0) },

@@ -1,7 +1,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Manifest, TensorSpec } from '../../bundle/index.js';
 import { EdgeloopError } from '../../errors.js';
-import { describeCalibration, type CalibrationData } from '../onnx/calibrate.js';
+import { describeCalibration, type CalibrationData, type CalibrationMethod } from '../onnx/calibrate.js';
 import { DEFAULT_CALIBRATION, exportToOnnx } from '../onnx/export-onnx.js';
 import { saveTfjsArtifacts, TFJS_MODEL_FILE } from '../tfjs-export.js';
 
@@ -29,9 +29,23 @@ export interface ExportVariantOptions {
    * the model sees them (the training split), and where they come from.
    */
   calibration?: CalibrationData & { source: string };
+  /** 'onnx-int8-static': how ranges are taken from the calibration rows (default: DEFAULT_CALIBRATION). */
+  calibrationMethod?: CalibrationMethod;
 }
 
 export const ONNX_MODEL_FILE = 'model.onnx';
+/** Where an ONNX bundle keeps its trainable float32 tfjs source (manifest `trainable.entry`). */
+export const TRAINABLE_SOURCE_DIR = 'source';
+
+/**
+ * Add the float32 tfjs files of `model` under `source/` to an ONNX variant's files (hashed
+ * like every artifact) and return the manifest's `trainable` field: fine-tuning on the device
+ * starts from this model, since ONNX Runtime cannot train.
+ */
+export async function withTrainableSource(model: tfl.LayersModel, files: Map<string, Uint8Array>): Promise<{ entry: string; runtime: 'tfjs' }> {
+  for (const [name, data] of await saveTfjsArtifacts(model, { quantize: 'float32' })) files.set(`${TRAINABLE_SOURCE_DIR}/${name}`, data);
+  return { entry: `${TRAINABLE_SOURCE_DIR}/${TFJS_MODEL_FILE}`, runtime: 'tfjs' };
+}
 
 export function parseVariant(v: string): Variant {
   if ((VARIANTS as readonly string[]).includes(v)) return v as Variant;
@@ -80,13 +94,13 @@ export async function exportVariant(model: tfl.LayersModel, variant: Variant, ta
       mode: 'static',
       activations: 'uint8, fixed scale and zero point per tensor',
       weights: 'int8 per output channel, 7-bit symmetric',
-      calibration: { method: describeCalibration(DEFAULT_CALIBRATION), rows: opts.calibration.count, data: opts.calibration.source },
+      calibration: { method: describeCalibration(opts.calibrationMethod ?? DEFAULT_CALIBRATION), rows: opts.calibration.count, data: opts.calibration.source },
     };
   }
   let bytes: Uint8Array;
   try {
     const calibration = quantize === 'int8-static' ? { rows: opts.calibration!.rows, count: opts.calibration!.count } : undefined;
-    bytes = exportToOnnx(model, { quantize, calibration, calibrationMethod: DEFAULT_CALIBRATION, inputName: 'input', outputName: first.name, embeddingOutput: embedding !== undefined });
+    bytes = exportToOnnx(model, { quantize, calibration, calibrationMethod: opts.calibrationMethod ?? DEFAULT_CALIBRATION, inputName: 'input', outputName: first.name, embeddingOutput: embedding !== undefined });
   } catch (err) {
     throw new EdgeloopError('EDGELOOP_EXPORT_FAILED', `${variant}: ${(err as Error).message}`, { cause: err });
   }

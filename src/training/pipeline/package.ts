@@ -4,7 +4,7 @@ import { loadModel, type EngineOptions } from '../../engine/index.js';
 import { selectRows } from '../data/index.js';
 import { learningCurvesSvg } from '../charts/index.js';
 import { agreement, enginePredict, layersPredict, predictAll, scoreOutputs, standardizeLikeDaemon, summarize, toProbabilities, type Evaluation, type Predict } from '../evaluate/index.js';
-import { exportVariant, memoryBundle, type Variant } from '../export/index.js';
+import { exportVariant, memoryBundle, withTrainableSource, type Variant } from '../export/index.js';
 import { anchorIndices, buildReferenceProfile } from '../reference/index.js';
 import type { FitSummary } from '../trainer/index.js';
 import type { PreparedData } from './prepare.js';
@@ -89,6 +89,8 @@ export async function packageVariants(o: PackageOptions): Promise<PackagedBundle
     const art = await exportVariant(o.model, target.variant, task, { calibration });
     const files = new Map(art.files);
     files.set(CURVES_FILE, svg);
+    // ONNX variants carry the float32 tfjs model they came from: on-device fine-tuning starts there.
+    const trainable = art.runtime === 'onnx' ? await withTrainableSource(o.model, files) : undefined;
     const base: BundleDraft = {
       name: target.name,
       version: o.version,
@@ -101,6 +103,7 @@ export async function packageVariants(o: PackageOptions): Promise<PackagedBundle
       outputKind: kind,
       preprocessing: { standardize },
       quantization: art.quantization,
+      ...(trainable ? { trainable } : {}),
       description: o.description,
     };
     const bundle = memoryBundle(base, files, target.dir);

@@ -1,0 +1,117 @@
+import type { Manifest } from '../bundle/index.js';
+import { classificationMetrics, regressionMetrics } from '../training/metrics/index.js';
+import type { FeedbackStore, StoredAccuracyAlert } from './store.js';
+
+/** One time window of live accuracy (classification) or error (regression). */
+export interface AccuracyWindow {
+  /** Window start (ms since epoch). */
+  start: number;
+  rows: number;
+  accuracy?: number;
+  mae?: number;
+  rmse?: number;
+}
+
+/** How a version is doing on labelled rows, computed from the store. */
+export interface LiveAccuracy {
+  model: string;
+  version: string;
+  task: 'classification' | 'regression';
+  /** Rows the figures are over (the newest labelled rows with a prediction, at most feedback.liveRows). */
+  rows: number;
+  accuracy?: number;
+  macroF1?: number;
+  /** Recall per class name, for classes with true rows among them. */
+  perClassRecall?: Record<string, number>;
+  mae?: number;
+  rmse?: number;
+  /** The version's own test accuracy (bundle metrics), what alerts compare with. */
+  testAccuracy: number | null;
+  windows: AccuracyWindow[];
+  alert: StoredAccuracyAlert | null;
+}
+
+/** The bundle's test accuracy: metrics.testAccuracy, else metrics.test.accuracy. */
+export function testAccuracyOf(manifest: Manifest): number | null {
+  const m = manifest.metrics as { testAccuracy?: unknown; test?: { accuracy?: unknown } } | undefined;
+  const v = typeof m?.testAccuracy === 'number' ? m.testAccuracy : m?.test?.accuracy;
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** Live accuracy of one version over its newest `liveRows` labelled rows and per `windowSeconds` window. */
+export function liveAccuracy(
+  store: FeedbackStore,
+  m: { name: string; version: string; manifest: Manifest },
+  opts: { liveRows: number; windowSeconds: number; windows?: number },
+): LiveAccuracy {
+  const task = m.manifest.task === 'regression' ? 'regression' : 'classification';
+  const pairs = store.recentPairs(m.name, m.version, opts.liveRows);
+  const out: LiveAccuracy = { model: m.name, version: m.version, task, rows: pairs.label.length, testAccuracy: testAccuracyOf(m.manifest), windows: [], alert: null };
+  const windowMs = opts.windowSeconds * 1000;
+  const count = opts.windows ?? 48;
+  // Only the windows shown are read: the index on (model, version, id) plus a time bound keeps it small.
+  const agg = store.windows(m.name, m.version, windowMs, { limit: count, sinceAt: Math.floor(Date.now() / windowMs - count + 1) * windowMs });
+  out.windows = agg.map((w) =>
+    task === 'classification'
+      ? { start: w.start, rows: w.rows, accuracy: w.correct / w.rows }
+      : { start: w.start, rows: w.rows, mae: w.absError / w.rows, rmse: Math.sqrt(w.sqError / w.rows) },
+  );
+  if (out.rows === 0) return out;
+  if (task === 'classification') {
+    const names = m.manifest.labels;
+    const name = (i: number) => names?.[i] ?? String(i);
+    const metrics = classificationMetrics(Array.from(pairs.label, name), Array.from(pairs.predicted, name), names ?? []);
+    out.accuracy = metrics.accuracy;
+    out.macroF1 = metrics.macro.f1;
+    out.perClassRecall = Object.fromEntries(metrics.perClass.filter((c) => c.support > 0).map((c) => [c.label, c.recall]));
+  } else {
+    const r = regressionMetrics(pairs.label, pairs.predicted);
+    out.mae = r.mae;
+    out.rmse = r.rmse;
+  }
+  return out;
+}
+
+/** Settings of accuracy alerts (the config's feedback.alert). */
+export interface AccuracyAlertOptions {
+  drop: number;
+  clearDrop: number;
+  minRows: number;
+}
+
+export type AccuracyEvent =
+  | { type: 'accuracy-alert'; alert: StoredAccuracyAlert; message: string }
+  | { type: 'accuracy-clear'; alert: StoredAccuracyAlert; message: string };
+
+/**
+ * Raise/clear with hysteresis, like drift: an alert opens when live accuracy (over at least
+ * minRows rows) is more than `drop` below the version's test accuracy, and clears once it is
+ * back within `clearDrop`, or when another version serves. One open alert per model, stored.
+ */
+export function judgeAlert(store: FeedbackStore, live: LiveAccuracy, o: AccuracyAlertOptions, now: number): AccuracyEvent | undefined {
+  const open = store.alerts({ open: true, model: live.model, limit: 1 })[0];
+  if (open && open.version !== live.version) {
+    store.clearAlert(open.id, now, `version ${live.version} serves now`);
+    return { type: 'accuracy-clear', alert: { ...open, clearedAt: now, clearReason: 'version changed' }, message: `${live.model}: accuracy alert on ${open.version} cleared, ${live.version} serves now` };
+  }
+  if (live.task !== 'classification' || live.testAccuracy === null || live.accuracy === undefined || live.rows < o.minRows) {
+    live.alert = open ?? null;
+    return undefined;
+  }
+  const gap = live.testAccuracy - live.accuracy;
+  const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+  if (!open && gap > o.drop) {
+    const message = `${live.model}@${live.version}: live accuracy ${pct(live.accuracy)} over ${live.rows} labelled rows is ${pct(gap)} below its test accuracy ${pct(live.testAccuracy)}`;
+    const alert = store.raiseAlert({ model: live.model, version: live.version, raisedAt: now, live: live.accuracy, expected: live.testAccuracy, rows: live.rows, message });
+    live.alert = alert;
+    return { type: 'accuracy-alert', alert, message };
+  }
+  if (open && gap <= o.clearDrop) {
+    const reason = `live accuracy back to ${pct(live.accuracy)} (test ${pct(live.testAccuracy)})`;
+    store.clearAlert(open.id, now, reason);
+    live.alert = null;
+    return { type: 'accuracy-clear', alert: { ...open, clearedAt: now, clearReason: reason }, message: `${live.model}@${live.version}: ${reason}, accuracy alert cleared` };
+  }
+  live.alert = open ?? null;
+  return undefined;
+}

@@ -1,0 +1,283 @@
+import { migrate, openDatabase, type Db, type Migration } from '../store/index.js';
+import type { FeedbackSource, LabelledBatch, LabelledRows, NewLabelledRow } from './types.js';
+
+const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    description: 'labelled feedback rows, per-model counters and accuracy alerts',
+    up: `
+      CREATE TABLE feedback_rows (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL, version TEXT, inputs BLOB NOT NULL, features INTEGER NOT NULL,
+        label REAL NOT NULL, predicted REAL, prediction_id TEXT, source TEXT NOT NULL,
+        holdout INTEGER NOT NULL CHECK (holdout IN (0, 1)), reservoir INTEGER NOT NULL DEFAULT 0 CHECK (reservoir IN (0, 1)),
+        at INTEGER NOT NULL);
+      CREATE INDEX feedback_rows_by_model ON feedback_rows (model, reservoir, id);
+      CREATE INDEX feedback_rows_by_version ON feedback_rows (model, version, id);
+      CREATE TABLE feedback_models (
+        model TEXT PRIMARY KEY, task TEXT NOT NULL, inserted INTEGER NOT NULL);
+      CREATE TABLE feedback_alerts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL, version TEXT NOT NULL, raised_at INTEGER NOT NULL, cleared_at INTEGER,
+        live REAL NOT NULL, expected REAL NOT NULL, rows INTEGER NOT NULL, message TEXT NOT NULL, clear_reason TEXT);
+      CREATE INDEX feedback_alerts_by_model ON feedback_alerts (model, raised_at);`,
+  },
+];
+
+/** Limits applied at each write. */
+export interface StoreLimits {
+  maxRows: number;
+  reservoirPerClass: number;
+  holdoutShare: number;
+}
+
+/** A stored accuracy alert (open while clearedAt is null). */
+export interface StoredAccuracyAlert {
+  id: number;
+  model: string;
+  version: string;
+  raisedAt: number;
+  clearedAt: number | null;
+  live: number;
+  expected: number;
+  rows: number;
+  message: string;
+  clearReason: string | null;
+}
+
+/** Counts of one model's stored rows. */
+export interface ModelCounts {
+  model: string;
+  task: string;
+  rows: number;
+  holdout: number;
+  reservoir: number;
+  /** Rows ever written (also those deleted since). */
+  inserted: number;
+  firstAt: number | null;
+  lastAt: number | null;
+}
+
+/** One time window of a version's labelled rows that have a prediction. */
+export interface WindowAggregate {
+  start: number;
+  rows: number;
+  correct: number;
+  absError: number;
+  sqError: number;
+}
+
+const GOLDEN = 0.6180339887498949;
+
+/**
+ * Holdout by a low-discrepancy sequence over the model's running row counter: deterministic,
+ * and exact to within one row of `share` over any stretch of rows (a hash would only be so on average).
+ */
+export function isHoldout(counter: number, share: number): boolean {
+  return share > 0 && ((counter * GOLDEN) % 1) < share;
+}
+
+interface RowRecord {
+  id: number;
+  version: string | null;
+  inputs: Buffer;
+  features: number;
+  label: number;
+  predicted: number | null;
+  at: number;
+  holdout: number;
+}
+
+/**
+ * The labelled store in the state database (`edgeloop.db`, WAL): raw float32 inputs, label,
+ * version and its prediction, source, holdout and reservoir flags. Writes come in batches (one
+ * transaction per flush); the newest `maxRows` rows of a model are kept, and of the older
+ * ones a class-balanced reservoir (the most recently evicted trainable rows of each class).
+ */
+export class FeedbackStore implements LabelledRows {
+  private readonly ready: boolean;
+
+  constructor(
+    readonly db: Db,
+    opts: { readonly?: boolean; synchronous?: 'FULL' | 'NORMAL' } = {},
+  ) {
+    if (!opts.readonly) {
+      migrate(db, 'feedback', MIGRATIONS);
+      // The daemon's connection: NORMAL (WAL) survives a process crash without an fsync per flush,
+      // which on a busy SD card can stall the event loop (a power cut may lose the last flushes).
+      if (opts.synchronous) db.pragma(`synchronous = ${opts.synchronous}`);
+    }
+    this.ready = !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback_rows'").get();
+  }
+
+  /** Open the store of a state directory (read-only for the CLI beside a running daemon). */
+  static open(home: string, opts: { readonly?: boolean; synchronous?: 'FULL' | 'NORMAL' } = {}): FeedbackStore {
+    return new FeedbackStore(openDatabase(home, { readonly: opts.readonly }), opts);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /**
+   * Write rows (any models) in one transaction: holdout chosen from each model's running
+   * counter, then the model is pruned to its limits. Returns the new ids and holdout flags.
+   */
+  write(rows: readonly NewLabelledRow[], tasks: ReadonlyMap<string, string>, limits: StoreLimits): { ids: number[]; holdout: boolean[] } {
+    const db = this.db;
+    const ins = db.prepare(`INSERT INTO feedback_rows (model, version, inputs, features, label, predicted, prediction_id, source, holdout, at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    const counter = db.prepare('SELECT inserted FROM feedback_models WHERE model = ?').pluck();
+    const upsert = db.prepare(`INSERT INTO feedback_models (model, task, inserted) VALUES (?, ?, ?)
+      ON CONFLICT (model) DO UPDATE SET task = excluded.task, inserted = excluded.inserted`);
+    const ids: number[] = [];
+    const holdout: boolean[] = [];
+    db.transaction(() => {
+      const counts = new Map<string, number>();
+      for (const r of rows) {
+        let n = counts.get(r.model) ?? ((counter.get(r.model) as number | undefined) ?? 0);
+        n++;
+        counts.set(r.model, n);
+        const h = isHoldout(n, limits.holdoutShare);
+        const blob = Buffer.from(r.inputs.buffer, r.inputs.byteOffset, r.inputs.byteLength);
+        ids.push(Number(ins.run(r.model, r.version, blob, r.inputs.length, r.label, r.predicted, r.predictionId ?? null, r.source, h ? 1 : 0, Math.round(r.at)).lastInsertRowid));
+        holdout.push(h);
+      }
+      for (const [model, n] of counts) {
+        const task = tasks.get(model) ?? 'classification';
+        upsert.run(model, task, n);
+        this.prune(model, task, limits);
+      }
+    })();
+    return { ids, holdout };
+  }
+
+  /** Oldest rows beyond maxRows leave; trainable ones enter the reservoir, which keeps reservoirPerClass per class. */
+  private prune(model: string, task: string, limits: StoreLimits): void {
+    const db = this.db;
+    const live = db.prepare('SELECT COUNT(*) FROM feedback_rows WHERE model = ? AND reservoir = 0').pluck().get(model) as number;
+    if (live <= limits.maxRows) return;
+    const cutoff = db.prepare('SELECT MAX(id) FROM (SELECT id FROM feedback_rows WHERE model = ? AND reservoir = 0 ORDER BY id LIMIT ?)').pluck().get(model, live - limits.maxRows) as number;
+    if (limits.reservoirPerClass > 0) db.prepare('UPDATE feedback_rows SET reservoir = 1 WHERE model = ? AND reservoir = 0 AND holdout = 0 AND id <= ?').run(model, cutoff);
+    db.prepare('DELETE FROM feedback_rows WHERE model = ? AND reservoir = 0 AND id <= ?').run(model, cutoff);
+    // Regression has no classes: its reservoir is one bucket of reservoirPerClass rows.
+    db.prepare(
+      `DELETE FROM feedback_rows WHERE id IN (SELECT id FROM (
+         SELECT id, ROW_NUMBER() OVER (PARTITION BY CASE WHEN ? THEN label ELSE 0 END ORDER BY id DESC) AS rn
+         FROM feedback_rows WHERE model = ? AND reservoir = 1) WHERE rn > ?)`,
+    ).run(task === 'classification' ? 1 : 0, model, limits.reservoirPerClass);
+  }
+
+  rows(model: string, opts: { holdout?: boolean; sinceId?: number; sinceAt?: number; limit?: number; order?: 'newest' | 'oldest'; version?: string } = {}): LabelledBatch {
+    if (!this.ready) return batchOf([]);
+    const where = ['model = ?'];
+    const args: unknown[] = [model];
+    if (opts.holdout !== undefined) where.push(`holdout = ${opts.holdout ? 1 : 0}`);
+    if (opts.sinceId !== undefined) (where.push('id > ?'), args.push(opts.sinceId));
+    if (opts.sinceAt !== undefined) (where.push('at >= ?'), args.push(opts.sinceAt));
+    if (opts.version !== undefined) (where.push('version = ?'), args.push(opts.version));
+    const order = opts.order === 'oldest' ? 'ASC' : 'DESC';
+    const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';
+    const recs = this.db.prepare(`SELECT id, version, inputs, features, label, predicted, at, holdout FROM feedback_rows WHERE ${where.join(' AND ')} ORDER BY id ${order}${limit}`).all(...args) as RowRecord[];
+    return batchOf(recs);
+  }
+
+  reservoir(model: string, limit: number): LabelledBatch {
+    if (!this.ready) return batchOf([]);
+    // Round-robin over classes (newest first in each) so a short limit stays balanced.
+    const recs = this.db
+      .prepare(
+        `SELECT id, version, inputs, features, label, predicted, at, holdout FROM (
+           SELECT *, ROW_NUMBER() OVER (PARTITION BY label ORDER BY id DESC) AS rn FROM feedback_rows WHERE model = ? AND reservoir = 1)
+         ORDER BY rn, label LIMIT ?`,
+      )
+      .all(model, Math.max(0, Math.floor(limit))) as RowRecord[];
+    return batchOf(recs);
+  }
+
+  latestId(model: string): number {
+    if (!this.ready) return 0;
+    return (this.db.prepare('SELECT MAX(id) FROM feedback_rows WHERE model = ?').pluck().get(model) as number | null) ?? 0;
+  }
+
+  /** Label and prediction of a version's newest rows that have a prediction (live accuracy). */
+  recentPairs(model: string, version: string, limit: number): { label: Float64Array; predicted: Float64Array } {
+    const recs = this.ready
+      ? (this.db.prepare('SELECT label, predicted FROM feedback_rows WHERE model = ? AND version = ? AND predicted IS NOT NULL ORDER BY id DESC LIMIT ?').raw().all(model, version, limit) as [number, number][])
+      : [];
+    return { label: Float64Array.from(recs, (r) => r[0]), predicted: Float64Array.from(recs, (r) => r[1]) };
+  }
+
+  /** Per time window (ms buckets since the epoch) aggregates of a version's rows that have a prediction. */
+  windows(model: string, version: string, windowMs: number, opts: { sinceAt?: number; limit?: number } = {}): WindowAggregate[] {
+    if (!this.ready) return [];
+    const rows = this.db
+      .prepare(
+        `SELECT (at / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, COUNT(*) AS rows, SUM(label = predicted) AS correct,
+           SUM(ABS(label - predicted)) AS absError, SUM((label - predicted) * (label - predicted)) AS sqError
+         FROM feedback_rows WHERE model = ? AND version = ? AND predicted IS NOT NULL AND at >= ?
+         GROUP BY start ORDER BY start DESC LIMIT ?`,
+      )
+      .all(windowMs, windowMs, model, version, opts.sinceAt ?? 0, opts.limit ?? 200) as WindowAggregate[];
+    return rows.reverse();
+  }
+
+  /** Versions of a model with labelled rows, newest row first. */
+  versions(model: string): string[] {
+    if (!this.ready) return [];
+    return (this.db.prepare('SELECT version FROM feedback_rows WHERE model = ? AND version IS NOT NULL GROUP BY version ORDER BY MAX(id) DESC').pluck().all(model) as string[]);
+  }
+
+  /** Every model with feedback: row counts by kind. */
+  counts(): ModelCounts[] {
+    if (!this.ready) return [];
+    return this.db
+      .prepare(
+        `SELECT m.model, m.task, m.inserted, COUNT(r.id) AS rows, COALESCE(SUM(r.holdout), 0) AS holdout, COALESCE(SUM(r.reservoir), 0) AS reservoir,
+           MIN(r.at) AS firstAt, MAX(r.at) AS lastAt
+         FROM feedback_models m LEFT JOIN feedback_rows r ON r.model = m.model GROUP BY m.model ORDER BY m.model`,
+      )
+      .all() as ModelCounts[];
+  }
+
+  raiseAlert(a: Omit<StoredAccuracyAlert, 'id' | 'clearedAt' | 'clearReason'>): StoredAccuracyAlert {
+    const id = Number(
+      this.db.prepare('INSERT INTO feedback_alerts (model, version, raised_at, live, expected, rows, message) VALUES (?, ?, ?, ?, ?, ?, ?)').run(a.model, a.version, a.raisedAt, a.live, a.expected, a.rows, a.message).lastInsertRowid,
+    );
+    return { ...a, id, clearedAt: null, clearReason: null };
+  }
+
+  clearAlert(id: number, at: number, reason: string): void {
+    this.db.prepare('UPDATE feedback_alerts SET cleared_at = ?, clear_reason = ? WHERE id = ? AND cleared_at IS NULL').run(at, reason, id);
+  }
+
+  /** Open alerts (at most one per model), or a model's alert history, newest first. */
+  alerts(opts: { open?: boolean; model?: string; limit?: number } = {}): StoredAccuracyAlert[] {
+    if (!this.ready) return [];
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (opts.open) where.push('cleared_at IS NULL');
+    if (opts.model) (where.push('model = ?'), args.push(opts.model));
+    const sql = `SELECT id, model, version, raised_at AS raisedAt, cleared_at AS clearedAt, live, expected, rows, message, clear_reason AS clearReason
+      FROM feedback_alerts ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${opts.limit ?? 100}`;
+    return this.db.prepare(sql).all(...args) as StoredAccuracyAlert[];
+  }
+}
+
+/** Rows of one width (the newest row's) into a batch; rows of another width (an older input shape) are left out. */
+function batchOf(recs: RowRecord[]): LabelledBatch {
+  const features = recs[0]?.features ?? 0;
+  const kept = recs.filter((r) => r.features === features);
+  const x = new Float32Array(kept.length * features);
+  const y = new Float32Array(kept.length);
+  const predicted = new Float32Array(kept.length);
+  kept.forEach((r, i) => {
+    // Copy: the blob's buffer may be unaligned for a Float32Array view.
+    new Uint8Array(x.buffer, i * features * 4, features * 4).set(r.inputs);
+    y[i] = r.label;
+    predicted[i] = r.predicted ?? NaN;
+  });
+  return { x, y, predicted, rows: kept.length, features, ids: kept.map((r) => r.id), at: kept.map((r) => r.at), versions: kept.map((r) => r.version) };
+}
+
+export type { FeedbackSource };

@@ -1,0 +1,150 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readManifest } from '../bundle/index.js';
+import { asEdgeloopError, ERROR_CATALOGUE } from '../errors.js';
+import { nextFineTuneVersion } from './strategy.js';
+import { DEFAULT_POLICY, type FineTuneProgress, type FineTuneResult, type FromTrainer, type LearningPolicy, type ToTrainer, type TrainRows } from './types.js';
+
+/** Options of {@link fineTune}. */
+export interface FineTuneOptions {
+  /** The parent bundle folder (the serving version). */
+  bundleDir: string;
+  /** Labelled rows since the shift (raw, holdout excluded), e.g. LabelledRows.rows(model, { holdout: false }). */
+  rows: TrainRows;
+  /** Replay rows against forgetting, e.g. LabelledRows.reservoir(model, n); the bundle's anchor rows are always added. */
+  replay?: TrainRows;
+  /** The `learning` section of the device config (defaults for what is missing). */
+  policy?: Partial<LearningPolicy>;
+  /** Candidate version; default `<parent>-ft.<n>`. */
+  version?: string;
+  /** Versions already installed, so the default version is new. */
+  takenVersions?: string[];
+  /** Where the temporary work folder is made (default: the OS temp folder). */
+  workDir?: string;
+  validationFraction?: number;
+  seed?: number;
+  onProgress?: (p: FineTuneProgress) => void;
+}
+
+/** A running fine-tune: its outcome, and how to stop it. */
+export interface FineTuneRun {
+  /** Resolves once with the outcome; never rejects. */
+  result: Promise<FineTuneResult>;
+  /** Kill the trainer; the outcome becomes 'interrupted' (cancelled) and nothing is left on disk. */
+  cancel(): void;
+  /** The trainer process id (undefined until it started). */
+  readonly pid: number | undefined;
+}
+
+/**
+ * The trainer entry. Compiled (dist/) it is finetune-worker.js run by plain node; from the
+ * TypeScript sources (tsx, vitest) the child loads tsx first, as run-fit.ts does for its worker.
+ */
+function forkTrainer(memoryMb: number): ChildProcess {
+  const ts = import.meta.url.endsWith('.ts');
+  const entry = fileURLToPath(new URL(ts ? './finetune-worker.ts' : './finetune-worker.js', import.meta.url));
+  const execArgv = [`--max-old-space-size=${memoryMb}`, ...(ts ? ['--import', import.meta.resolve('tsx')] : [])];
+  return fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+}
+
+/**
+ * Fine-tune a bundle off the serving path: a child process at `policy.nice`, with a heap
+ * budget (`memoryBudgetMb`), a time budget (killed when it runs out) and cancellation, builds
+ * and verifies a candidate bundle in a temporary folder. The caller installs it with
+ * `Registry.install(result.dir, { source: 'finetune', parentVersion })`, then `discard()`s the
+ * folder. Any other outcome leaves nothing behind.
+ */
+export function fineTune(opts: FineTuneOptions): FineTuneRun {
+  const policy: LearningPolicy = { ...DEFAULT_POLICY, ...Object.fromEntries(Object.entries(opts.policy ?? {}).filter(([, v]) => v !== undefined)) };
+  let child: ChildProcess | undefined;
+  let stopping: 'cancelled' | 'timeout' | undefined;
+  let cancelled = false;
+  const result = (async (): Promise<FineTuneResult> => {
+    let work: string | undefined;
+    try {
+      const parent = await readManifest(opts.bundleDir);
+      const version = opts.version ?? nextFineTuneVersion(parent.version, opts.takenVersions);
+      work = await fs.mkdtemp(path.join(opts.workDir ?? os.tmpdir(), 'edgeloop-finetune-'));
+      if (cancelled) return { outcome: 'interrupted', reason: 'cancelled', message: 'cancelled before the trainer started' };
+      const outDir = path.join(work, 'candidate');
+      const job: ToTrainer = {
+        type: 'start',
+        job: {
+          bundleDir: path.resolve(opts.bundleDir),
+          outDir,
+          version,
+          rows: opts.rows,
+          replay: opts.replay,
+          policy: { strategy: policy.strategy, lastLayers: policy.lastLayers, epochs: policy.epochs, learningRate: policy.learningRate, replayRows: policy.replayRows, refitPreprocessing: policy.refitPreprocessing },
+          validationFraction: opts.validationFraction ?? 0.2,
+          seed: opts.seed ?? 1,
+        },
+      };
+      const answer = await runChild(job, policy, opts.onProgress);
+      if (answer.type === 'done') {
+        const dir = work;
+        work = undefined;
+        return { outcome: 'candidate', dir: answer.dir, version: answer.version, parentVersion: parent.version, summary: answer.summary, discard: () => fs.rm(dir, { recursive: true, force: true }) };
+      }
+      return answer.result;
+    } catch (err) {
+      const e = asEdgeloopError(err);
+      return { outcome: 'failed', code: e.code, message: e.message };
+    } finally {
+      if (work) await fs.rm(work, { recursive: true, force: true });
+    }
+  })();
+
+  function runChild(job: ToTrainer, p: LearningPolicy, onProgress?: (pr: FineTuneProgress) => void): Promise<{ type: 'done'; dir: string; version: string; summary: import('./types.js').FineTuneSummary } | { type: 'other'; result: FineTuneResult }> {
+    return new Promise((resolve) => {
+      const c = forkTrainer(p.memoryBudgetMb);
+      child = c;
+      let stderr = '';
+      c.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+      try {
+        // Raising the nice value is always allowed; the trainer then yields the CPU to serving.
+        if (c.pid !== undefined) os.setPriority(c.pid, p.nice);
+      } catch {
+        // Not fatal: some platforms refuse; the budgets still hold.
+      }
+      const timer = setTimeout(() => {
+        stopping = 'timeout';
+        c.kill('SIGKILL');
+      }, p.timeBudgetSeconds * 1000);
+      let answer: FromTrainer | undefined;
+      c.on('message', (msg: FromTrainer) => {
+        if (msg.type === 'progress') onProgress?.(msg.progress);
+        else answer = msg;
+      });
+      c.on('error', () => undefined);
+      c.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        if (answer?.type === 'done') return resolve({ type: 'done', dir: answer.dir, version: answer.version, summary: answer.summary });
+        if (answer?.type === 'error') return resolve({ type: 'other', result: { outcome: 'failed', code: answer.code in ERROR_CATALOGUE ? answer.code : 'EDGELOOP_FINETUNE_FAILED', message: answer.message } });
+        if (stopping === 'timeout') return resolve({ type: 'other', result: { outcome: 'interrupted', reason: 'timeout', message: `the fine-tune ran out of its time budget (${p.timeBudgetSeconds} s) and was stopped` } });
+        if (stopping === 'cancelled') return resolve({ type: 'other', result: { outcome: 'interrupted', reason: 'cancelled', message: 'the fine-tune was cancelled' } });
+        if (signal) return resolve({ type: 'other', result: { outcome: 'interrupted', reason: 'killed', message: `the trainer process was killed (${signal})` } });
+        const oom = /heap out of memory|Allocation failed/.test(stderr);
+        resolve({ type: 'other', result: { outcome: 'failed', code: 'EDGELOOP_FINETUNE_FAILED', message: oom ? `the trainer ran out of its memory budget (${p.memoryBudgetMb} MB)` : `the trainer process exited (code ${code}) without answering${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}` } });
+      });
+      c.send(job);
+    });
+  }
+
+  return {
+    result,
+    cancel() {
+      cancelled = true;
+      if (child && child.exitCode === null && child.signalCode === null) {
+        stopping = 'cancelled';
+        child.kill('SIGKILL');
+      }
+    },
+    get pid() {
+      return child?.pid;
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * Fine-tune trainer process: the child that {@link fineTune} forks, at a lower CPU priority,
+ * with a heap limit, so a crash, a leak or a long run never touches the daemon's serving.
+ *
+ *   parent (daemon, CLI)                               trainer process (this file)
+ *   ────────────────────                               ───────────────────────────
+ *   fork(--max-old-space-size, nice)   ──────────▶     waits for one job
+ *   { type: 'start', job }             ──────────▶     read bundle, mix data, fit, export,
+ *                                                      verify with the real engine, write
+ *                                      ◀──────────     { type: 'progress', progress }  (any number)
+ *                                      ◀──────────     { type: 'done', dir, version, summary }
+ *                                                      or { type: 'error', code, message }
+ *   SIGKILL on cancel / time budget    ──────────▶     dies; the parent removes the work folder
+ *
+ * The candidate folder is written atomically before 'done', so a run killed at any point
+ * leaves no bundle behind; the process exits after answering.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { asEdgeloopError } from '../errors.js';
+import { buildCandidate } from './candidate.js';
+import type { FromTrainer, ToTrainer } from './types.js';
+
+if (!process.send) throw new Error('finetune-worker must be started with child_process.fork');
+tf.env().set('PROD', true);
+
+const post = (msg: FromTrainer): Promise<void> => new Promise((resolve) => process.send!(msg, undefined, {}, () => resolve()));
+
+process.once('message', (msg: ToTrainer) => {
+  if (msg.type !== 'start') return;
+  buildCandidate(msg.job, { progress: (progress) => void post({ type: 'progress', progress }) })
+    .then((r) => post({ type: 'done', dir: r.dir, version: r.version, summary: r.summary }))
+    .catch((err: unknown) => {
+      const e = asEdgeloopError(err);
+      return post({ type: 'error', code: e.code, message: e.message });
+    })
+    .finally(() => process.exit(0));
+});

@@ -1,0 +1,117 @@
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FeedbackStore, PredictionIds, PredictionRing, isHoldout, type NewLabelledRow } from '../src/feedback/index.js';
+
+const home = () => mkdtempSync(path.join(os.tmpdir(), 'edgeloop-fb-store-'));
+const limits = { maxRows: 100, reservoirPerClass: 5, holdoutShare: 0.2 };
+const tasks = new Map([['m', 'classification']]);
+
+function row(i: number, label: number, predicted: number | null = label): NewLabelledRow {
+  return { model: 'm', version: '1.0.0', inputs: Float32Array.from([i, i + 0.5, -i]), label, predicted, predictionId: null, source: 'cli', at: 1_000_000 + i * 1000 };
+}
+
+describe('labelled store', () => {
+  let store: FeedbackStore | undefined;
+  afterEach(() => store?.close());
+
+  it('round-trips raw float32 inputs, labels and predictions, newest first', () => {
+    store = FeedbackStore.open(home());
+    const { ids } = store.write([row(1, 3), row(2, 4, null), row(3, 5, 1)], tasks, limits);
+    expect(ids).toHaveLength(3);
+    const b = store.rows('m');
+    expect(b.rows).toBe(3);
+    expect(b.features).toBe(3);
+    expect(Array.from(b.x.subarray(0, 3))).toEqual([3, 3.5, -3]);
+    expect(Array.from(b.y)).toEqual([5, 4, 3]);
+    expect(Number.isNaN(b.predicted[1])).toBe(true);
+    expect(b.predicted[0]).toBe(1);
+    expect(store.rows('m', { order: 'oldest', limit: 1 }).ids).toEqual([ids[0]]);
+    expect(store.rows('m', { sinceId: ids[1] }).ids).toEqual([ids[2]]);
+    expect(store.latestId('m')).toBe(ids[2]);
+    expect(store.latestId('other')).toBe(0);
+  });
+
+  it('sets a deterministic holdout share aside, exact to within one row', () => {
+    store = FeedbackStore.open(home());
+    const rows = Array.from({ length: 100 }, (_, i) => row(i, i % 3));
+    const { holdout } = store.write(rows, tasks, { ...limits, maxRows: 1000 });
+    const n = holdout.filter(Boolean).length;
+    expect(Math.abs(n - 20)).toBeLessThanOrEqual(1);
+    expect(holdout).toEqual(Array.from({ length: 100 }, (_, i) => isHoldout(i + 1, 0.2)));
+    expect(store.rows('m', { holdout: true }).rows).toBe(n);
+    expect(store.rows('m', { holdout: false }).rows).toBe(100 - n);
+  });
+
+  it('keeps the newest maxRows rows and a class-balanced reservoir of trainable older ones', () => {
+    store = FeedbackStore.open(home());
+    // 3 classes; 400 rows in 4 flushes against maxRows 100 and 5 per class in the reservoir.
+    for (let f = 0; f < 4; f++) store.write(Array.from({ length: 100 }, (_, i) => row(f * 100 + i, (f * 100 + i) % 3)), tasks, limits);
+    const [c] = store.counts();
+    expect(c.rows).toBe(100 + 15);
+    expect(c.reservoir).toBe(15);
+    expect(c.inserted).toBe(400);
+    const res = store.reservoir('m', 100);
+    expect(res.rows).toBe(15);
+    const perClass = [0, 1, 2].map((k) => Array.from(res.y).filter((y) => y === k).length);
+    expect(perClass).toEqual([5, 5, 5]);
+    // Reservoir rows are older than every kept row and never holdout.
+    const newest = store.rows('m', { limit: 100 });
+    expect(Math.max(...res.ids)).toBeLessThan(Math.min(...newest.ids));
+    expect(store.rows('m', { holdout: true }).ids.some((id) => res.ids.includes(id))).toBe(false);
+    // A short limit stays balanced.
+    expect(new Set(Array.from(store.reservoir('m', 3).y))).toEqual(new Set([0, 1, 2]));
+  });
+
+  it('aggregates time windows and raises / clears alerts', () => {
+    store = FeedbackStore.open(home());
+    store.write([row(0, 1, 1), row(1, 1, 2), row(2, 2, 2), row(5, 0, 0)], tasks, limits);
+    const w = store.windows('m', '1.0.0', 3000);
+    // Buckets start at multiples of 3 s: rows at 1000, 1001 | 1002 | 1005 s.
+    expect(w.map((x) => [x.start, x.rows, x.correct])).toEqual([
+      [999_000, 2, 1],
+      [1_002_000, 1, 1],
+      [1_005_000, 1, 1],
+    ]);
+    const a = store.raiseAlert({ model: 'm', version: '1.0.0', raisedAt: 5, live: 0.5, expected: 0.9, rows: 4, message: 'low' });
+    expect(store.alerts({ open: true }).map((x) => x.id)).toEqual([a.id]);
+    store.clearAlert(a.id, 6, 'back');
+    expect(store.alerts({ open: true })).toEqual([]);
+    expect(store.alerts({ model: 'm' })[0].clearReason).toBe('back');
+  });
+});
+
+describe('prediction ring', () => {
+  it('finds completed predictions by id, claims them once, and forgets expired ones', () => {
+    const ids = new PredictionIds('abc');
+    const ring = new PredictionRing(2, 3000);
+    const firsts: number[] = [];
+    for (let i = 0; i < 4000; i++) {
+      const first = ids.take(1);
+      firsts.push(first);
+      const start = ring.write(Float32Array.from([i, -i]), 1, first, i < 2000 ? '1' : '2', i);
+      if (i !== 3500) ring.complete(start, first, [i % 10]);
+    }
+    expect(ring.size).toBe(3000);
+    expect(ring.find(firsts[500])).toBeUndefined(); // expired
+    expect(ring.find(firsts[3500])).toBeUndefined(); // never completed (its request failed)
+    const e = ring.find(firsts[2500], true);
+    expect(e).toMatchObject({ predicted: 0, version: '2', at: 2500 });
+    expect(Array.from((e as { inputs: Float32Array }).inputs)).toEqual([2500, -2500]);
+    expect(ring.find(firsts[2500], true)).toBe('duplicate');
+    ring.unclaim(firsts[2500]);
+    expect(ring.find(firsts[2500])).not.toBe('duplicate');
+    expect(ids.parse(ids.format(firsts[3999]))).toBe(firsts[3999]);
+    expect(ids.parse(`other-${firsts[1].toString(36)}`)).toBeUndefined();
+    expect(ids.parse('abc-')).toBeUndefined();
+    expect(ring.bytes).toBe(PredictionRing.bytesFor(2, 3000));
+  });
+
+  it('allocates nothing until the first row', () => {
+    const ring = new PredictionRing(64, 20_000);
+    expect(ring.bytes).toBe(0);
+    ring.write(new Float32Array(64), 1, 1, 'v', 0);
+    expect(ring.bytes).toBeLessThan(PredictionRing.bytesFor(64, 20_000) / 10);
+  });
+});

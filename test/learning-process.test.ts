@@ -1,0 +1,123 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readBundle, readManifest } from '../src/bundle/index.js';
+import { bundleAccuracy, fineTune, nextFineTuneVersion, parentVariant, resolveStrategy, type FineTuneProgress } from '../src/learning/index.js';
+import { digitsScenario, faulty, FINETUNE_ROWS, REPLAY_ROWS, ROOT, slice, withoutSource, type DigitsScenario } from './helpers/learning-scenario.js';
+
+const DIGITS = path.join(ROOT, 'models/digits');
+const DIGITS_TFJS = path.join(ROOT, 'models/digits-tfjs');
+let tmp: string;
+let s: DigitsScenario;
+
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'edgeloop-learning-'));
+  s = await digitsScenario(DIGITS);
+});
+afterAll(() => fs.rm(tmp, { recursive: true, force: true }));
+
+/** A fresh, empty work folder for one run. */
+async function workDir(name: string): Promise<string> {
+  const d = path.join(tmp, name);
+  await fs.mkdir(d);
+  return d;
+}
+
+const rows = () => faulty(slice(s.pool, 0, FINETUNE_ROWS), 'shift-right');
+const replay = () => slice(s.pool, s.pool.rows - REPLAY_ROWS, REPLAY_ROWS);
+
+describe('strategy and version rules', () => {
+  it('auto is full fine-tuning of a trainable source, a new head for an ONNX backbone without one', async () => {
+    const onnx = await readManifest(DIGITS);
+    expect(resolveStrategy(onnx, 'auto')).toEqual({ strategy: 'full', path: { kind: 'layers', entry: 'source/model.json' } });
+    expect(parentVariant(onnx)).toBe('onnx-int8-static');
+    expect(parentVariant(await readManifest(DIGITS_TFJS))).toBe('tfjs');
+    const stripped = await readManifest(await withoutSource(DIGITS, path.join(tmp, 'no-source-rules')));
+    expect(resolveStrategy(stripped, 'auto').strategy).toBe('head');
+    expect(() => resolveStrategy(stripped, 'full')).toThrow(/only --strategy head/);
+    expect(() => resolveStrategy({ ...onnx, task: 'regression' }, 'auto')).toThrow(/classifiers/);
+  });
+
+  it('versions: 1.0.0 -> 1.0.0-ft.1 -> 1.0.0-ft.2, skipping taken ones', () => {
+    expect(nextFineTuneVersion('1.0.0')).toBe('1.0.0-ft.1');
+    expect(nextFineTuneVersion('1.0.0-ft.1')).toBe('1.0.0-ft.2');
+    expect(nextFineTuneVersion('1.0.0', ['1.0.0-ft.1'])).toBe('1.0.0-ft.2');
+  });
+});
+
+describe('the trainer process', () => {
+  it('kill -9 mid-run: the outcome is interrupted and no candidate folder remains', async () => {
+    const work = await workDir('killed');
+    const seen: FineTuneProgress[] = [];
+    const run = fineTune({ bundleDir: DIGITS, rows: rows(), replay: replay(), workDir: work, onProgress: (p) => {
+      seen.push(p);
+      if (p.stage === 'training' && p.epoch === 1 && run.pid) process.kill(run.pid, 'SIGKILL');
+    } });
+    const r = await run.result;
+    expect(r).toMatchObject({ outcome: 'interrupted', reason: 'killed' });
+    expect(seen.some((p) => p.stage === 'training')).toBe(true);
+    expect(await fs.readdir(work)).toEqual([]);
+  }, 60_000);
+
+  it('cancel and an exhausted time budget both stop the run and leave nothing behind', async () => {
+    const work = await workDir('stopped');
+    const cancelled = fineTune({ bundleDir: DIGITS_TFJS, rows: rows(), workDir: work, onProgress: (p) => p.stage === 'training' && cancelled.cancel() });
+    expect(await cancelled.result).toMatchObject({ outcome: 'interrupted', reason: 'cancelled' });
+    const timedOut = fineTune({ bundleDir: DIGITS_TFJS, rows: rows(), workDir: work, policy: { timeBudgetSeconds: 1, epochs: 1000 } });
+    expect(await timedOut.result).toMatchObject({ outcome: 'interrupted', reason: 'timeout' });
+    expect(await fs.readdir(work)).toEqual([]);
+  }, 60_000);
+
+  it('bad input is a failed outcome with a code, not a crash', async () => {
+    const work = await workDir('failed');
+    const few = await fineTune({ bundleDir: DIGITS, rows: slice(s.pool, 0, 5), workDir: work }).result;
+    expect(few).toMatchObject({ outcome: 'failed', code: 'EDGELOOP_FINETUNE_FAILED' });
+    expect(few.outcome === 'failed' && few.message).toMatch(/at least 20 labelled rows/);
+    const badLabel = await fineTune({ bundleDir: DIGITS, rows: { ...slice(s.pool, 0, 50), y: new Float32Array(50).fill(12) }, workDir: work }).result;
+    expect(badLabel.outcome === 'failed' && badLabel.message).toMatch(/label 12 is not a class index/);
+    const regression = await fineTune({ bundleDir: path.join(ROOT, 'models/diabetes'), rows: { x: new Float32Array(500), y: new Float32Array(50), rows: 50, features: 10 }, workDir: work }).result;
+    expect(regression.outcome === 'failed' && regression.message).toMatch(/regression model/);
+    const missing = await fineTune({ bundleDir: path.join(tmp, 'nope'), rows: rows(), workDir: work }).result;
+    expect(missing).toMatchObject({ outcome: 'failed', code: 'EDGELOOP_BUNDLE_INVALID' });
+    expect(await fs.readdir(work)).toEqual([]);
+  }, 60_000);
+});
+
+describe('head on the embedding of an ONNX backbone without a trainable source', () => {
+  it('trains a softmax head on the frozen int8 backbone and writes backbone + head as one ONNX graph', async () => {
+    const dir = await withoutSource(DIGITS, path.join(tmp, 'no-source'));
+    const held = faulty(s.clean, 'shift-right');
+    const before = await bundleAccuracy(dir, held);
+    const r = await fineTune({ bundleDir: dir, rows: rows(), replay: replay() }).result;
+    if (r.outcome !== 'candidate') throw new Error(`${r.outcome}: ${r.message}`);
+    try {
+      expect(r.summary.strategy).toBe('head');
+      const b = await readBundle(r.dir);
+      expect(b.manifest.runtime).toBe('onnx');
+      expect(b.manifest.quantization).toBe('int8');
+      expect(b.manifest.outputs.map((o) => o.name)).toEqual(['probabilities', 'embedding']);
+      expect([...b.files.keys()].sort()).toEqual(['curves.svg', 'model.onnx']);
+      // A new head cannot undo an input-level shift entirely, but it helps a lot (measured 0.48 -> 0.88).
+      expect(await bundleAccuracy(r.dir, held)).toBeGreaterThan(before + 0.2);
+      expect(await bundleAccuracy(r.dir, s.clean)).toBeGreaterThan(0.9);
+    } finally {
+      await r.discard();
+    }
+  }, 60_000);
+
+  it("last-layers on the tfjs bundle trains only the last K layers and keeps the parent's format", async () => {
+    const r = await fineTune({ bundleDir: DIGITS_TFJS, rows: faulty(slice(s.pool, 0, 200), 'stuck-pixels'), policy: { strategy: 'last-layers', lastLayers: 1, epochs: 5 } }).result;
+    if (r.outcome !== 'candidate') throw new Error(`${r.outcome}: ${r.message}`);
+    try {
+      const b = await readBundle(r.dir);
+      const p = await readBundle(DIGITS_TFJS);
+      expect(b.manifest.training).toMatchObject({ strategy: 'last-layers', lastLayers: 1, exportedAs: 'tfjs' });
+      // The first layers' weights are byte-identical to the parent's (dense 64x64 kernel + bias come first in weights.bin).
+      const first = (64 * 64 + 64) * 4;
+      expect(Buffer.compare(Buffer.from(b.files.get('weights.bin')!.subarray(0, first)), Buffer.from(p.files.get('weights.bin')!.subarray(0, first)))).toBe(0);
+    } finally {
+      await r.discard();
+    }
+  }, 60_000);
+});
