@@ -168,13 +168,14 @@ export class FeedbackStore implements LabelledRows {
     ).run(task === 'classification' ? 1 : 0, model, limits.reservoirPerClass);
   }
 
-  rows(model: string, opts: { holdout?: boolean; sinceId?: number; sinceAt?: number; limit?: number; order?: 'newest' | 'oldest'; version?: string } = {}): LabelledBatch {
+  rows(model: string, opts: { holdout?: boolean; sinceId?: number; sinceAt?: number; beforeAt?: number; limit?: number; order?: 'newest' | 'oldest'; version?: string } = {}): LabelledBatch {
     if (!this.ready) return batchOf([]);
     const where = ['model = ?'];
     const args: unknown[] = [model];
     if (opts.holdout !== undefined) where.push(`holdout = ${opts.holdout ? 1 : 0}`);
     if (opts.sinceId !== undefined) (where.push('id > ?'), args.push(opts.sinceId));
     if (opts.sinceAt !== undefined) (where.push('at >= ?'), args.push(opts.sinceAt));
+    if (opts.beforeAt !== undefined) (where.push('at < ?'), args.push(opts.beforeAt));
     if (opts.version !== undefined) (where.push('version = ?'), args.push(opts.version));
     const order = opts.order === 'oldest' ? 'ASC' : 'DESC';
     const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';

@@ -45,9 +45,9 @@ export interface LabelledBatch {
 export interface LabelledRows {
   /**
    * Rows of a model. holdout: true = only holdout rows (gates), false = only trainable rows
-   * (fine-tuning); undefined = both. `sinceId` exclusive. Newest first unless order is 'oldest'.
+   * (fine-tuning); undefined = both. `sinceId` and `beforeAt` exclusive, `sinceAt` inclusive. Newest first unless order is 'oldest'.
    */
-  rows(model: string, opts?: { holdout?: boolean; sinceId?: number; sinceAt?: number; limit?: number; order?: 'newest' | 'oldest'; version?: string }): LabelledBatch;
+  rows(model: string, opts?: { holdout?: boolean; sinceId?: number; sinceAt?: number; beforeAt?: number; limit?: number; order?: 'newest' | 'oldest'; version?: string }): LabelledBatch;
   /** Class-balanced older rows kept for replay (never holdout). */
   reservoir(model: string, limit: number): LabelledBatch;
   /** Highest row id of the model so far (0 when none). */

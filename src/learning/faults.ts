@@ -7,9 +7,10 @@
 export type DigitsFault = 'stuck-pixels' | 'shift-right';
 
 /**
- * Four central pixels stuck at 0: (3,3), (3,4), (4,3), (4,4) — the centre of the 8x8 image,
- * among the highest-variance pixels of the digits data (a 0 has a hole there, a 1 or an 8
- * ink), so losing them hurts a model trained on clean images.
+ * Four central pixels stuck at 0: (3,3), (3,4), (4,3), (4,4), indices 27, 28, 35, 36 — the
+ * centre of the 8x8 image, ranked 14th, 9th, 4th and 12th of 64 by variance in data/digits.csv
+ * (a 0 has a hole there, a 1 or an 8 ink). Losing them costs the shipped digits MLP about 19
+ * points of accuracy (98.8% -> 80.0%).
  */
 export const STUCK_PIXELS = [27, 28, 35, 36] as const;
 

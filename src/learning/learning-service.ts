@@ -279,7 +279,10 @@ export class LearningService {
     const p = this.opts.policy;
     const store = this.opts.labelled;
     const train = toRows(store.rows(model, { holdout: false, sinceAt: since, limit: p.maxTrainRows }));
-    const replay = toRows(store.reservoir(model, p.replayRows));
+    // Replay against forgetting: the reservoir of evicted rows, then labelled rows from before the shift.
+    const reservoir = store.reservoir(model, p.replayRows);
+    const before = since !== undefined && reservoir.rows < p.replayRows ? store.rows(model, { holdout: false, beforeAt: since, limit: p.replayRows - reservoir.rows }) : undefined;
+    const replay = before && before.rows ? concatRows(toRows(reservoir), toRows(before)) : toRows(reservoir);
     // The holdout from after the shift shows whether the candidate fixes it; with too few, the newest holdout rows.
     let holdout = store.rows(model, { holdout: true, sinceAt: since, limit: this.opts.holdoutRows });
     if (holdout.rows < MIN_HOLDOUT_ROWS && since !== undefined) holdout = store.rows(model, { holdout: true, limit: this.opts.holdoutRows });
@@ -306,6 +309,17 @@ export class LearningService {
 
 function toRows(b: LabelledBatch): TrainRows & { at: number[] } {
   return { x: b.x, y: b.y, rows: b.rows, features: b.features, at: b.at };
+}
+
+function concatRows(a: TrainRows & { at: number[] }, b: TrainRows & { at: number[] }): TrainRows & { at: number[] } {
+  if (a.rows === 0) return b;
+  const x = new Float32Array(a.x.length + b.x.length);
+  x.set(a.x);
+  x.set(b.x, a.x.length);
+  const y = new Float32Array(a.rows + b.rows);
+  y.set(a.y);
+  y.set(b.y, a.rows);
+  return { x, y, rows: a.rows + b.rows, features: a.features ?? b.features, at: [...a.at, ...b.at] };
 }
 
 function iso(ms: number): string {
