@@ -11,6 +11,7 @@
  *                                      ◀──────────     { type: 'done', dir, version, summary }
  *                                                      or { type: 'error', code, message }
  *   SIGKILL on cancel / time budget    ──────────▶     dies; the parent removes the work folder
+ *   (parent gone: IPC 'disconnect')                  exits at once
  *
  * The candidate folder is written atomically before 'done', so a run killed at any point
  * leaves no bundle behind; the process exits after answering.
@@ -22,6 +23,10 @@ import type { FromTrainer, ToTrainer } from './types.js';
 
 if (!process.send) throw new Error('finetune-worker must be started with child_process.fork');
 tf.env().set('PROD', true);
+
+// The parent died (kill -9, a crash): nobody will install what this run builds, and its work
+// folder is removed when the daemon starts again, so stop at once rather than write into it.
+process.once('disconnect', () => process.exit(1));
 
 const post = (msg: FromTrainer): Promise<void> => new Promise((resolve) => process.send!(msg, undefined, {}, () => resolve()));
 

@@ -59,8 +59,8 @@ export interface LearningServiceOptions {
   runs: RunStore;
   /** Work folder for candidates (inside the state directory, so installs copy on one file system). */
   workDir: string;
-  /** The serving version of a model, or undefined when it is not served. */
-  serving(model: string): { version: string; dir: string } | undefined;
+  /** The serving version of a model (its manifest when loaded), or undefined when it is not served. */
+  serving(model: string): { version: string; dir: string; manifest?: Manifest } | undefined;
   /** Activate an installed candidate on trial (the daemon's ModelHost, or the registry offline). */
   activate(model: string, version: string, reason: string): Promise<unknown>;
   /** When the model's open drift or accuracy alert was raised (ms), or null: "the shift". */
@@ -191,7 +191,8 @@ export class LearningService {
     const summary = this.opts.registry.summary(model);
     if (summary.pinned || !summary.serving) return undefined;
     const serving = this.opts.serving(model);
-    if (!serving) return undefined;
+    // Automatic runs only for models that carry a trainable path (tfjs, a trainable source, an embedding).
+    if (!serving || (serving.manifest && !canFineTune(serving.manifest))) return undefined;
     const recent = this.opts.runs.list({ model, limit: Math.max(1, p.maxRunsPerDay) + 1 });
     const last = recent[0];
     if (last && this.now() - Date.parse(last.startedAt) < p.cooldownMinutes * 60_000) return undefined;
