@@ -203,6 +203,10 @@ export const ERROR_CATALOGUE = {
     meaning: 'A fine-tune run is already running on this device.',
     solve: 'Wait for it (`edgeloop runs list`), or cancel it with `edgeloop retrain <model> --cancel`.',
   },
+  EDGELOOP_UNAUTHORIZED: {
+    meaning: 'An HTTP request has no bearer token, or the wrong one (http.token is set).',
+    solve: 'Send `Authorization: Bearer <token>` with the token from the device config.',
+  },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

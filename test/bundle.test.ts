@@ -62,7 +62,7 @@ describe('bundles', () => {
     });
     expect(manifest.inputs).toEqual([{ name: 'input', dtype: 'float32', shape: [-1, 64] }]);
     expect(manifest.outputs[0]).toEqual({ name: 'probabilities', dtype: 'float32', shape: [-1, 10] });
-    expect(manifest.task).toBe('classification');
+    expect(manifest.task).toBe('embedding'); // raw values: a bare model is never taken for a classifier (issue 11)
     await engine.dispose();
   });
 });
@@ -88,7 +88,10 @@ describe('daemon with a mixed models folder', () => {
       expect(Number(ok.predictions![0].label)).toBe(digitsSample.labels[0]);
       const bare = await client.request(d.infer('bare'), { inputs: digitsSample.rows[0] });
       expect(bare.version).toMatch(/^[0-9a-f]{12}$/); // a bare model is versioned by its hash
-      expect(bare.predictions![0].probabilities).toHaveLength(10);
+      // Raw outputs, not softmaxed into a guessed classifier: this model's own probabilities.
+      const raw = (bare.predictions![0] as { embedding?: number[] }).embedding!;
+      expect(raw).toHaveLength(10);
+      expect(raw.indexOf(Math.max(...raw))).toBe(digitsSample.labels[0]);
     } finally {
       await client.close();
     }

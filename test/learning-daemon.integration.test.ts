@@ -169,7 +169,13 @@ describe('kill -9 during a fine-tune run', () => {
       running = (await admin(home, 'GET', '/learning')).running as typeof running;
       return running === null || running.progress?.stage === 'training';
     }, 120_000);
-    expect(running, 'the run ended before it could be killed: ' + JSON.stringify(await admin(home, 'GET', '/status').then((s) => s.learning))).not.toBeNull();
+    if (running === null) {
+      const { RunStore: Runs } = await import('../src/training/runs/index.js');
+      const runs = Runs.open(home);
+      const info = JSON.stringify(runs.list({ model: 'digits' }));
+      runs.close();
+      expect.fail(`the run ended before it could be killed: ${info}`);
+    }
     child.kill('SIGKILL');
     await new Promise((r) => child!.once('exit', r));
 

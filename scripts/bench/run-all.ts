@@ -14,6 +14,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { runDriftBench } from './drift.js';
 import { runEngine } from './engine.js';
 import { runFeedbackBench } from './feedback.js';
+import { learningTable, runLearningBench } from './learning.js';
+import { runLearningServing } from './learning-serving.js';
+import { runMetricsBench } from './metrics.js';
 import { isMain, machine, targetsTable, type TargetRow } from './report.js';
 import { runServing } from './serving.js';
 import { runSwap } from './swap.js';
@@ -69,13 +72,17 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
   const drift = await step('drift observe() benchmark', () => runDriftBench());
   const serving = await step('serving benchmark: drift on / off / echo (about 90 s)', () => runServing());
   const swap = await step('swap-under-load benchmark (about 35 s)', () => runSwap());
-  const feedback = await step('feedback benchmark: serving with / without feedback (about 40 s)', () => runFeedbackBench());
+  const feedback = await step('feedback benchmark: serving with / without feedback, two broker settings (about 80 s)', () => runFeedbackBench());
+  const learnServing = await step('serving while fine-tuning (about 90 s)', () => runLearningServing());
+  const learning = await step('fine-tuning: accuracy recovery per fault and model (about 2 min)', () => runLearningBench());
+  const recovery: TargetRow[] = learning.map((r) => [`fine-tune recovery, ${r.model} ${r.fault}: ratio / clean drop`, `${r.ratio.toFixed(2)} / ${(r.cleanDrop * 100).toFixed(1)} points`, '≥ 0.8 / ≤ 2 points', r.ratio >= 0.8 && r.cleanDrop <= 0.02 ? 'met' : '**not met**']);
+  const metrics = await step('metrics benchmark: serving with Prometheus metrics on / off (about 60 s)', () => runMetricsBench());
   // Last: training switches tfjs backends in this process. PROD as the trainer's worker sets it.
   tf.env().set('PROD', true);
   const inference = await step('toolchain: exported formats', () => runInference());
   const training = await step('toolchain: training', () => runTraining());
   const loadAfter = os.loadavg()[0];
-  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...feedback.targets, ...inference.targets];
+  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...feedback.targets, ...learnServing.targets, ...recovery, ...metrics.targets, ...inference.targets];
   return [
     `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC at commit ${rev}${buildNote}, on ${machine()}; ` +
       `load average ${load.map((x) => x.toFixed(2)).join(' / ')} (1 / 5 / 15 min) before the run${waitNote}, ${loadAfter.toFixed(2)} (1 min) after; ` +
@@ -91,6 +98,12 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
     swap.md,
     '',
     feedback.md,
+    '',
+    learnServing.md,
+    '',
+    `### On-device fine-tuning (500 labelled faulty rows + 500 clean replay rows)\n\n${learningTable(learning)}`,
+    '',
+    metrics.md,
     '',
     engine,
     '',

@@ -1,18 +1,18 @@
 import { z } from 'zod';
-import { EdgeloopError } from '../errors.js';
 
 /** Version of the bundle format this code reads and writes. */
 export const BUNDLE_FORMAT = 'edgeloop-bundle/1';
 export const MANIFEST_FILE = 'bundle.json';
 
-export const DTYPES = ['float32', 'float64', 'int32', 'int64', 'uint8', 'int8'] as const;
+/** Every ONNX Runtime tensor type (`string`: OIP BYTES). float16 travels as its raw 16-bit patterns. */
+export const DTYPES = ['float32', 'float64', 'float16', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'string'] as const;
 export type Dtype = (typeof DTYPES)[number];
 
-/** A tensor's name, dtype and shape; -1 (or a string in ONNX) marks a dynamic dimension. */
+/** A tensor's name, dtype and shape; -1 (or a string in ONNX) marks a dynamic dimension; [] is a scalar. */
 export const tensorSpecSchema = z.object({
   name: z.string().min(1),
   dtype: z.enum(DTYPES),
-  shape: z.array(z.number().int().min(-1)).min(1),
+  shape: z.array(z.number().int().min(-1)),
 });
 export type TensorSpec = z.infer<typeof tensorSpecSchema>;
 
@@ -66,14 +66,23 @@ export const manifestSchema = z.object({
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestInput = z.input<typeof manifestSchema>;
 
-/** Feature count per row of a tensor spec (product of the non-batch dimensions). */
+/**
+ * Feature count per row of a tensor spec (product of the non-batch dimensions; 1 for a scalar).
+ * A spec that is not rows (a dynamic non-batch dimension) has 0: row requests cannot feed it,
+ * tensor requests (OIP) can.
+ */
 export function rowSize(spec: TensorSpec): number {
   let n = 1;
   for (const d of spec.shape.slice(1)) {
-    if (d < 0) throw new EdgeloopError('EDGELOOP_MODEL_LOAD_FAILED', `'${spec.name}' has a dynamic non-batch dimension; only the batch dimension may be dynamic`);
+    if (d < 0) return 0;
     n *= d;
   }
   return n;
+}
+
+/** True when a model's inputs are all rows: a dynamic first dimension and fixed others. */
+export function isRowShaped(spec: TensorSpec): boolean {
+  return spec.shape.length >= 1 && spec.shape.slice(1).every((d) => d >= 0);
 }
 
 /** All problems of a zod error, one per line, naming the field. */

@@ -15,12 +15,13 @@ export function registerServe(program: Command): void {
     .option('--models <dir>', 'folder of model bundles to serve')
     .option('--broker <url>', 'external broker, e.g. mqtt://localhost:1883 or mqtts://host:8883')
     .option('--port <n>', 'embedded broker port (default 1883)', (v) => Number(v))
+    .option('--http-port <n>', 'HTTP listener (OIP v2 REST, /predict, /metrics, health) on 127.0.0.1 unless http.host says otherwise', (v) => Number(v))
     .option('--device-id <id>', 'device id used in topics (default: host name)')
     .option('--log-level <level>', 'trace|debug|info|warn|error')
     .option('--log-format <format>', 'pretty|json|auto (auto: pretty on a terminal, JSON otherwise)', 'auto')
     .option('--profile <name>', "device profile from device-configs/ under the config: 'auto' (by detected board) or a name")
-    .addHelpText('after', '\nExample:\n  edgeloop serve --port 1883 --device-id dev1\n  edgeloop serve --profile auto --broker mqtt://broker.local:1883\n  edgeloop serve --broker mqtt://broker.local:1883 --config device-configs/raspberry-pi-4.json')
-    .action(async (o: { config?: string; home?: string; models?: string; broker?: string; port?: number; deviceId?: string; logLevel?: string; logFormat: string; profile?: string }) => {
+    .addHelpText('after', '\nExample:\n  edgeloop serve --port 1883 --device-id dev1\n  edgeloop serve --http-port 8080   (then curl localhost:8080/v2/health/ready, /metrics)\n  edgeloop serve --profile auto --broker mqtt://broker.local:1883\n  edgeloop serve --broker mqtt://broker.local:1883 --config device-configs/raspberry-pi-4.json')
+    .action(async (o: { config?: string; home?: string; models?: string; broker?: string; port?: number; httpPort?: number; deviceId?: string; logLevel?: string; logFormat: string; profile?: string }) => {
       let daemon: Daemon | undefined;
       try {
         const file = o.config ? readConfigFile(o.config) : {};
@@ -31,6 +32,7 @@ export function registerServe(program: Command): void {
           logLevel: o.logLevel as EdgeloopConfigInput['logLevel'],
           profile: o.profile,
           broker: { url: o.broker, port: o.port },
+          http: o.httpPort !== undefined ? ({ port: o.httpPort } as EdgeloopConfigInput['http']) : undefined,
         };
         const config = resolveConfig(file, overrides);
         const format = (process.env.EDGELOOP_LOG_FORMAT || o.logFormat) as LogFormat;

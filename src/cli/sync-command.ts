@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { readConfigFile, resolveConfig } from '../config/index.js';
 import { EdgeloopError } from '../errors.js';
+import { redactUrl } from '../util/redact.js';
 import type { RoundReport, SyncProgress, SyncStatus } from '../sync/index.js';
 import { stateOptions, print } from './models-command.js';
 import { fail, formatBytes, table } from './output.js';
@@ -90,7 +91,7 @@ export function registerSync(program: Command): void {
         if (!o.now) {
           const { SyncStore } = await import('../sync/index.js');
           const store = new SyncStore(s.registry.db);
-          const st: SyncStatus = { ...OFF, enabled: Boolean(config?.sync), channel: config?.sync?.channel ?? null, repoUrl: config?.sync?.repoUrl ?? null, lastRound: store.lastRound(), models: store.results() };
+          const st: SyncStatus = { ...OFF, enabled: Boolean(config?.sync), channel: config?.sync?.channel ?? null, repoUrl: config?.sync?.repoUrl ? redactUrl(config.sync.repoUrl) : null, lastRound: store.lastRound(), models: store.results() };
           const ch = st.channel ? store.channel(st.channel) : undefined;
           Object.assign(st, { serial: ch?.serial ?? null, expires: ch?.expires ?? null, acceptedAt: ch?.acceptedAt ?? null });
           print(o, st, () => `daemon: not running (state read from ${s.home})\n` + statusText(st));

@@ -36,6 +36,8 @@ export const configSchema = z
         /** Reconnect back-off: first delay and ceiling. */
         reconnectMinMs: z.number().int().min(10).default(500),
         reconnectMaxMs: z.number().int().min(100).default(30_000),
+        /** Persistent session (clean start off): how long the broker keeps our subscriptions and queued QoS 1 requests while we are away (MQTT 5; 3.1.1 keeps them until we return). */
+        sessionExpirySeconds: z.number().int().min(0).max(4_294_967_295).default(3600),
       })
       .prefault({}),
     serving: z
@@ -50,6 +52,8 @@ export const configSchema = z
         timeoutMs: z.number().int().min(1).default(5000),
         maxPayloadBytes: z.number().int().min(64).default(1024 * 1024),
         maxRowsPerRequest: z.number().int().min(1).default(1024),
+        /** Requests read and not yet answered, all models together, before the daemon stops reading (backpressure; MQTT 5 Receive Maximum). */
+        intakeLimit: z.number().int().min(1).max(65_535).default(2048),
         /** Shutdown: how long to wait for in-flight requests. */
         drainTimeoutMs: z.number().int().min(0).default(10_000),
       })
@@ -175,6 +179,27 @@ export const configSchema = z
         refitPreprocessing: z.boolean().default(false),
       })
       .prefault({}),
+    /** HTTP listener (src/http): OIP v2 REST, Flask-style /predict, /metrics, health; absent = off. */
+    http: z
+      .object({
+        port: z.number().int().min(0).max(65535),
+        /** Loopback by default; any other address needs `token` or TLS client certificates (`tls.ca`). */
+        host: z.string().min(1).default('127.0.0.1'),
+        /** Bearer token every request must carry (Authorization: Bearer <token>); /v2/health/* stays open. */
+        token: z.string().min(16, 'must be at least 16 characters').optional(),
+        /** TLS files (paths); with `ca`, clients must present a certificate signed by it. */
+        tls: z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() }).strict().optional(),
+        /** GET /metrics (Prometheus); off = no counters on the request path at all. */
+        metrics: z.boolean().default(true),
+        /** A request (headers and body) must arrive within this; slow clients are cut off. */
+        requestTimeoutMs: z.number().int().min(100).default(10_000),
+      })
+      .strict()
+      .refine((h) => isLoopback(h.host) || h.token !== undefined || h.tls?.ca !== undefined, {
+        message: 'a non-loopback host needs a bearer token (http.token) or TLS client certificates (http.tls.ca)',
+        path: ['host'],
+      })
+      .optional(),
     /** Drift monitoring against each bundle's reference profile (windows, statistics, alerts). */
     drift: driftOptionsSchema.prefault({}),
     tfjs: z
@@ -196,6 +221,12 @@ export const configSchema = z
         maxBundleBytes: z.number().int().min(1024).default(256 * 1024 * 1024),
         /** Connect and idle timeout of every HTTP request. */
         timeoutMs: z.number().int().min(100).default(30_000),
+        /**
+         * Slowest transfer accepted: a download that gets fewer bytes than this per second (over a
+         * window of timeoutMs) is cut and retried, and each one must end within
+         * timeoutMs + declared bytes / minBytesPerSecond.
+         */
+        minBytesPerSecond: z.number().min(1).default(1024),
         /** Retries of a failed request (exponential back-off with jitter between retryBaseMs and retryMaxMs). */
         retries: z.number().int().min(0).max(20).default(5),
         retryBaseMs: z.number().int().min(1).default(1000),
@@ -214,3 +245,8 @@ export const configSchema = z
 
 export type EdgeloopConfig = z.infer<typeof configSchema>;
 export type EdgeloopConfigInput = z.input<typeof configSchema>;
+
+/** 127.0.0.0/8, ::1 and localhost: only this machine can connect. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/index.js';
 import { detectHardware } from '../config/index.js';
 import { EdgeloopError } from '../errors.js';
-import type { ServedModel } from '../engine/index.js';
+import type { PredictResult, ServedModel, TypedArray } from '../engine/index.js';
 import { Registry, importShipped, reconcile } from '../registry/index.js';
 import { MqttTransport, RequestHandler, redact, topicsFor, type EmbeddedBroker, type Topics } from '../transport/index.js';
 import { SyncService } from '../sync/index.js';
@@ -14,7 +14,12 @@ import { DriftService, driftAdminRoutes } from '../drift/index.js';
 import { FeedbackService, feedbackAdminRoutes, type AccuracyEvent } from '../feedback/index.js';
 import { learningAdminRoutes } from '../learning/admin.js';
 import { LearningService, learningWorkDir, type LearningEvent } from '../learning/learning-service.js';
+import { shiftStart } from '../learning/shift.js';
 import { RunStore } from '../training/runs/index.js';
+import { readiness, startHttp, type DaemonPhase, type HttpService, type Readiness } from '../http/index.js';
+import { daemonHttpContext, daemonMetrics } from '../http/daemon-context.js';
+import type { Metrics } from '../metrics/index.js';
+import { TensorRequests } from '../tensor/index.js';
 import { adminRoutes } from './admin-routes.js';
 import { startAdminServer } from './admin-server.js';
 import { ModelHost } from './model-host.js';
@@ -58,6 +63,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   learning?: LearningService;
   private startedAt = new Date().toISOString();
   brokerUrl = '';
+  /** Loading, serving, draining: what readiness (HTTP and the retained status) reports. */
+  phase: DaemonPhase = 'starting';
+  /** The HTTP listener (src/http), when the config has an `http` section. */
+  http?: HttpService;
+  /** Prometheus metrics (src/metrics), with the HTTP listener unless http.metrics is false. */
+  metrics?: Metrics;
 
   constructor(private readonly opts: DaemonOptions) {
     super();
@@ -81,7 +92,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   async start(): Promise<void> {
     const { config, log } = this.opts;
     log.info({ deviceId: config.deviceId, version: pkg.version, hardware: detectHardware() }, 'edgeloop starting');
-    await fs.mkdir(config.home, { recursive: true });
+    await fs.mkdir(config.home, { recursive: true, mode: 0o750 });
+    // Models, labelled data and fleet state: not for every local user, whatever the umask.
+    await fs.chmod(config.home, 0o750);
     this.releaseLock = await acquireStateLock(config.home);
     const registry = new Registry(config.home);
     this.registry = registry;
@@ -96,8 +109,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       onClear: (e) => this.driftEvent(e, 'info'),
     });
     const drift = this.drift;
+    // HTTP listens before the models load: /v2/health/ready answers 503 'loading' meanwhile.
+    this.metrics = config.http?.metrics ? daemonMetrics(this) : undefined;
+    if (config.http) this.http = await startHttp(daemonHttpContext(this, config, pkg.version, log));
+    this.phase = 'loading';
     // predict() standardises the feed in place, so the monitor bins standardised values.
-    this.host = new ModelHost(registry, config, log, (model) => drift.attach(model, { inputs: 'standardized' }));
+    this.host = new ModelHost(registry, config, log, (model) => {
+      drift.attach(model, { inputs: 'standardized' });
+      this.metrics?.instrument(model);
+    });
     await this.host.loadAll();
     if (this.host.all().length === 0) log.warn({ home: config.home, modelsDir: config.modelsDir }, 'no models to serve');
 
@@ -136,24 +156,35 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload, qos, correlationData),
       limits: config.serving,
       timeoutMs: config.serving.timeoutMs,
+      intakeLimit: config.serving.intakeLimit,
       log,
-      onServed: (model, feeds, rows, predictions) => {
-        const monitor = drift.get(model.name);
-        const feed = feeds[model.inputs[0].name];
-        if (monitor?.version === model.version && feed instanceof Float32Array) monitor.observe(feed, rows, predictions);
-      },
+      onServed: this.driftTap,
+      onOutcome: this.metrics ? (model, code, seconds) => this.metrics!.observe(model, 'mqtt', code, seconds) : undefined,
+      tensors: new TensorRequests({
+        topics: this.topics,
+        // mqtt.js publishes a Buffer as it is: binary OIP replies.
+        publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload as string, qos, correlationData),
+        limits: config.serving,
+        accepting: () => this.phase === 'serving',
+        onOutcome: this.metrics ? (model, code, seconds) => this.metrics!.observe(model, 'mqtt', code, seconds) : undefined,
+        log,
+      }),
     });
     const b = config.broker;
     this.transport = new MqttTransport({
       topics: this.topics,
       sharedGroup: b.sharedGroup,
       onRequest: (req) => this.handler!.handle(req),
+      waitForRoom: () => this.handler!.waitForRoom(),
       onFeedback: config.feedback.enabled ? (req) => feedback.handle(req) : undefined,
       log,
       connection: {
         url,
-        // Unique per process: daemons sharing a device id (shared subscriptions) must not evict each other.
-        clientId: `edgeloop-${config.deviceId}-${randomBytes(4).toString('hex')}`,
+        // Stable per state directory (the persistent session is found again after a restart),
+        // unique across daemons sharing a device id (shared subscriptions): see stableClientId.
+        clientId: await stableClientId(config.home, config.deviceId),
+        sessionExpirySeconds: b.sessionExpirySeconds,
+        receiveMaximum: config.serving.intakeLimit,
         username: b.username,
         password: b.password,
         ca: b.ca,
@@ -184,8 +215,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         log: log.child({ component: 'sync' }),
         subscribe: (topic, handler) => this.transport!.subscribe(topic, handler),
         onEvent: (event) => void this.transport?.publishEvent(this.topics.events('sync'), JSON.stringify(event)).catch(() => undefined),
-        onStatusChange: () => void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined),
+        onStatusChange: () => {
+          this.metrics?.syncRound(this.sync?.status().lastRound);
+          void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined);
+        },
       });
+      this.metrics?.syncBaseline(this.sync.status().lastRound?.id ?? 0);
     }
     this.admin = await startAdminServer(config.home, [...adminRoutes(registry, this.host, () => this.runtimeStatus(), config.registry.keepVersions, this.sync), ...driftAdminRoutes(drift), ...feedbackAdminRoutes(feedback, () => this.host!.all().map((m) => m.name)), ...learningAdminRoutes(this.learning)], log);
     registry.onChange((change) => {
@@ -200,6 +235,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     feedback.start();
     this.learning.start();
     const names = this.host.all().map((m) => m.name);
+    this.phase = 'serving';
+    void this.transport.publishStatus(JSON.stringify(this.status())).catch(() => undefined); // now with ready: true
     log.info({ broker: redact(url), requests: this.topics.inferFilter(b.sharedGroup), models: names }, 'edgeloop serving');
     this.emit('ready', { brokerUrl: url, models: names });
   }
@@ -209,6 +246,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return {
       deviceId: this.opts.config.deviceId,
       online: true,
+      ready: this.readiness().ready,
+      phase: this.phase,
       since: this.startedAt,
       edgeloop: pkg.version,
       broker: this.broker ? 'embedded' : redact(this.brokerUrl),
@@ -232,6 +271,25 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       sync: this.sync ? { channel: this.sync.channel, serial: this.sync.status().serial } : null,
     };
   }
+
+  /** Ready = serving (not loading or draining), broker connected, every model with a serving version loaded and warmed. */
+  readiness(): Readiness {
+    let expected: string[] = [];
+    try {
+      expected = this.registry?.listModels().filter((m) => m.serving).map((m) => m.name) ?? [];
+    } catch {
+      // the registry is closed once stopped: the phase says so already
+    }
+    const loaded = this.host?.all().map((m) => m.name) ?? [];
+    return readiness({ phase: this.phase, brokerConnected: this.transport?.connected ?? false, expected, loaded });
+  }
+
+  /** The drift tap after every successful prediction (MQTT and HTTP): predict() standardised the feed in place. */
+  readonly driftTap = (model: ServedModel, feeds: Record<string, TypedArray>, rows: number, predictions: PredictResult['predictions']): void => {
+    const monitor = this.drift?.get(model.name);
+    const feed = feeds[model.inputs[0].name];
+    if (monitor?.version === model.version && feed instanceof Float32Array) monitor.observe(feed, rows, predictions);
+  };
 
   /** The status plus live serving statistics, for `edgeloop status` over the admin socket. */
   runtimeStatus(): Record<string, unknown> {
@@ -297,17 +355,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       workDir: learningWorkDir(config.home),
       serving: (name) => {
         const m = this.host?.get(name);
-        return m ? { version: m.version, dir: registry.versionDir(name, m.version) } : undefined;
+        return m ? { version: m.version, dir: registry.versionDir(name, m.version), manifest: m.manifest } : undefined;
       },
       activate: (name, version, reason) => this.host!.activate(name, version, { actor: 'daemon', reason, trial: true }),
-      alertSince: (name) => {
-        const times: number[] = [];
-        const accuracy = feedback.alertFor(name);
-        if (accuracy) times.push(accuracy.raisedAt);
-        const drift = this.drift?.get(name)?.status().alert;
-        if (drift) times.push(Date.parse(drift.raisedAt));
-        return times.length ? Math.min(...times) : null;
-      },
+      // The shift began where the evidence of the open drift or accuracy alert began.
+      alertSince: (name) => shiftStart(name, { labelled: feedback.store, accuracyAlerts: (m) => feedback.store.alerts({ open: true, model: m }), drift: this.drift?.store }),
       onTrial: (name) => this.host?.trialOf(name) !== undefined,
       models: () => this.host?.all().map((m) => m.name) ?? [],
       onEvent: (e) => this.learningEvent(e),
@@ -316,6 +368,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private learningEvent(e: LearningEvent): void {
+    this.metrics?.learningEvent(e.type);
     void this.transport?.publishEvent(this.topics.events('learning'), JSON.stringify({ ...e, deviceId: this.opts.config.deviceId })).catch(() => undefined);
   }
 
@@ -351,6 +404,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   /** Graceful stop: intake off, in-flight requests answered, offline status, disconnect. Idempotent. */
   stop(reason = 'shutdown'): Promise<void> {
+    if (this.phase !== 'stopped') this.phase = 'draining'; // not ready from this moment on
     this.stopping ??= this.doStop(reason);
     return this.stopping;
   }
@@ -358,6 +412,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private async doStop(reason: string): Promise<void> {
     const { log, config } = this.opts;
     log.info({ reason, inFlight: this.handler?.pending ?? 0 }, 'edgeloop stopping');
+    void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined); // ready: false, draining
     await this.admin?.close();
     await this.learning?.stop(); // cancels a running fine-tune: nothing half-built is installed
     await this.sync?.stop();
@@ -378,11 +433,27 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.feedback?.close(); // acks still in flight are published, pending rows written
     await this.transport?.stop(JSON.stringify({ deviceId: config.deviceId, online: false, reason, at: new Date().toISOString() }));
     await this.broker?.close();
+    await this.http?.close(); // health answered 'draining' until here
     await this.host?.disposeAll();
     this.drift?.close(); // closes open windows as 'shutdown' and writes them
     this.registry?.close();
     await this.releaseLock?.();
+    this.phase = 'stopped';
     log.info({ reason }, 'edgeloop stopped');
     this.emit('stopped', { reason });
   }
+}
+
+/**
+ * The MQTT client id of the daemon of this state directory: made once (device id + random
+ * suffix, so daemons sharing a device id do not evict each other) and kept in <home>/client-id,
+ * so a restarted daemon resumes its persistent session and the requests queued for it.
+ */
+export async function stableClientId(home: string, deviceId: string): Promise<string> {
+  const file = `${home}/client-id`;
+  const kept = (await fs.readFile(file, 'utf8').catch(() => '')).trim();
+  if (/^edgeloop-[A-Za-z0-9._-]{1,64}-[0-9a-f]{8}$/.test(kept) && kept.startsWith(`edgeloop-${deviceId}-`)) return kept;
+  const id = `edgeloop-${deviceId}-${randomBytes(4).toString('hex')}`;
+  await fs.writeFile(file, id + '\n', { mode: 0o640 });
+  return id;
 }

@@ -6,13 +6,17 @@ import type { LabelledBatch, LabelledRows } from '../feedback/types.js';
 import { GATE_SKIPPED, gateError, PairedTally, runGate, tallyLabelled, type GateResult } from '../quality/index.js';
 import type { Actor, Change, Registry, VersionRow } from '../registry/index.js';
 import { loadServedModel } from './load-models.js';
-import { judgeTrial, judgeTrialWithLabels } from './trial-monitor.js';
+import { judgeTrial, judgeTrialWithLabels, MIN_LATENCY_PAIRS, PairedLatency } from './trial-monitor.js';
 
 interface Trial {
   version: string;
   startedAt: number;
-  baselineP99: number | null;
+  /** Engine timings paired with the previous version (kept loaded as the comparison's shadow). */
+  latency: PairedLatency;
 }
+
+/** Paired timings added at each trial tick, after the first MIN_LATENCY_PAIRS. */
+const PAIRS_PER_TICK = 4;
 
 /**
  * A new version compared with its predecessor on labelled rows, during its trial and then its
@@ -103,8 +107,9 @@ export class ModelHost {
           this.served.set(summary.name, model);
           this.onServing?.(model);
           if (serving.status === 'trial') {
-            this.startTrial(summary.name, serving.version, null);
+            this.startTrial(summary.name, serving.version);
             await this.loadShadow(summary.name, model);
+            void this.probeTrial(summary.name, MIN_LATENCY_PAIRS);
           }
           this.log.info({ model: model.name, version: model.version, status: serving.status, runtime: model.engine.runtime, backend: model.engine.backend }, 'model loaded');
           break;
@@ -214,13 +219,14 @@ export class ModelHost {
     this.comparisons.delete(name);
     if (ended && ended.previous !== loaded && ended.previous !== old) this.retire(ended.previous);
     this.trials.delete(name);
-    if (result.action === 'activate-trial') this.startTrial(name, loaded!.version, old?.health.engine.percentile(99) ?? null);
+    if (result.action === 'activate-trial') this.startTrial(name, loaded!.version);
     this.log.info({ model: name, from: result.from, to: result.to, action: result.action, reason: result.reason }, 'traffic switched');
     // The version left keeps answering labelled rows as the new one's shadow while it is on
     // trial or watched; otherwise it answers its in-flight requests, then is freed.
     const compare = old && (result.action === 'activate-trial' || (result.action === 'activate' && this.config.registry.watch.hours > 0));
     if (old && compare) this.startComparison(name, loaded!, old, result.action === 'activate-trial' ? 'trial' : 'watch');
     else if (old) this.retire(old);
+    if (result.action === 'activate-trial') void this.probeTrial(name, MIN_LATENCY_PAIRS);
     return result;
   }
 
@@ -287,7 +293,9 @@ export class ModelHost {
     const model = this.served.get(name);
     if (!trial || !model || model.version !== trial.version) return undefined;
     const policy = this.config.registry.trial;
-    const traffic = judgeTrial(model.health, trial.startedAt, trial.baselineP99, policy);
+    // Latency is judged against the previous version only while it is loaded to be timed with.
+    const previous = this.comparisons.get(name)?.previous;
+    const traffic = judgeTrial(model.health, trial.startedAt, previous ? trial.latency.evidence() : null, policy);
     return judgeTrialWithLabels(traffic, labels, policy.labels.minPaired, Date.now() - trial.startedAt >= policy.windowSeconds * 1000);
   }
 
@@ -312,8 +320,17 @@ export class ModelHost {
     }).catch((err) => this.log.error({ model: name, err: asEdgeloopError(err).message }, `${phase} verdict could not be applied`));
   }
 
-  private startTrial(name: string, version: string, baselineP99: number | null): void {
-    this.trials.set(name, { version, startedAt: Date.now(), baselineP99 });
+  private startTrial(name: string, version: string): void {
+    this.trials.set(name, { version, startedAt: Date.now(), latency: new PairedLatency(this.config.registry.trial.maxP99Factor) });
+  }
+
+  /** Time the version on trial and its predecessor on the same input, interleaved (off the request path). */
+  private async probeTrial(name: string, pairs: number): Promise<void> {
+    const trial = this.trials.get(name);
+    const model = this.served.get(name);
+    const previous = this.comparisons.get(name)?.previous;
+    if (!trial || !model || !previous || model.version !== trial.version) return;
+    await trial.latency.probe(model.engine, previous.engine, pairs, Math.min(32, this.config.serving.maxBatch));
   }
 
   private async checkTrials(): Promise<void> {
@@ -323,6 +340,7 @@ export class ModelHost {
         this.trials.delete(name);
         continue;
       }
+      await this.probeTrial(name, trial.latency.evidence().pairs < MIN_LATENCY_PAIRS ? MIN_LATENCY_PAIRS : PAIRS_PER_TICK);
       const cmp = this.comparisons.get(name);
       const labelled = cmp && cmp.phase === 'trial' && cmp.tally.n > 0 ? cmp.tally : undefined;
       const judged = labelled?.judge({ ...this.config.registry.gate, alpha: this.config.registry.trial.labels.alpha });

@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { redact } from '../transport/index.js';
+import { redactText, redactUrl } from '../util/redact.js';
 import type { Check } from './types.js';
 
 /** Connect with the config's URL, TLS files and credentials; the embedded broker's port must be free (or held by a running daemon). */
@@ -68,14 +69,15 @@ export const releaseRepository: Check = {
   async run({ config, timeoutMs }) {
     const sync = config.sync;
     if (!sync) return { status: 'skip', detail: 'fleet sync is off (no sync section)' };
-    const url = `${sync.repoUrl.replace(/\/+$/, '')}/channels/${encodeURIComponent(sync.channel)}.json`;
+    const target = `${sync.repoUrl.replace(/\/+$/, '')}/channels/${encodeURIComponent(sync.channel)}.json`;
+    const url = redactUrl(target); // what is shown
     try {
-      const status = await head(url, timeoutMs, sync.ca ? readFileSync(sync.ca) : undefined);
+      const status = await head(target, timeoutMs, sync.ca ? readFileSync(sync.ca) : undefined);
       if (status === 200) return { status: 'ok', detail: `${url} answers 200` };
       if (status === 404) return { status: 'fail', detail: `${url} answers 404`, hint: `channel '${sync.channel}' is not published there: check sync.channel and sync.repoUrl` };
       return { status: 'fail', detail: `${url} answers ${status}`, hint: 'check the web server serving the release repository' };
     } catch (err) {
-      return { status: 'fail', detail: `${url}: ${(err as Error).message}`, hint: 'check sync.repoUrl, the network, and sync.ca for a private CA' };
+      return { status: 'fail', detail: `${url}: ${redactText((err as Error).message)}`, hint: 'check sync.repoUrl, the network, and sync.ca for a private CA' };
     }
   },
 };

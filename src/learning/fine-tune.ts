@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { readManifest } from '../bundle/index.js';
 import { asEdgeloopError, ERROR_CATALOGUE } from '../errors.js';
 import { nextFineTuneVersion } from './strategy.js';
-import { DEFAULT_POLICY, type FineTuneProgress, type FineTuneResult, type FromTrainer, type LearningPolicy, type ToTrainer, type TrainRows } from './types.js';
+import { DEFAULT_POLICY, type FineTuneJob, type FineTuneProgress, type FineTuneResult, type FromTrainer, type LearningPolicy, type ToTrainer, type TrainRows } from './types.js';
 
 /** Options of {@link fineTune}. */
 export interface FineTuneOptions {
@@ -27,6 +27,8 @@ export interface FineTuneOptions {
   validationFraction?: number;
   seed?: number;
   onProgress?: (p: FineTuneProgress) => void;
+  /** Score the promotion gate in the trainer process (the result's `gate`), off the caller's event loop. */
+  gate?: FineTuneJob['gate'];
 }
 
 /** A running fine-tune: its outcome, and how to stop it. */
@@ -46,7 +48,9 @@ export interface FineTuneRun {
 function forkTrainer(memoryMb: number): ChildProcess {
   const ts = import.meta.url.endsWith('.ts');
   const entry = fileURLToPath(new URL(ts ? './finetune-worker.ts' : './finetune-worker.js', import.meta.url));
-  const execArgv = [`--max-old-space-size=${memoryMb}`, ...(ts ? ['--import', import.meta.resolve('tsx')] : [])];
+  // --single-threaded-gc: no concurrent GC threads, so the trainer keeps to about one core; at
+  // nice 10 on a 2-core device the other core stays with serving.
+  const execArgv = [`--max-old-space-size=${memoryMb}`, '--single-threaded-gc', ...(ts ? ['--import', import.meta.resolve('tsx')] : [])];
   return fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
 }
 
@@ -81,13 +85,14 @@ export function fineTune(opts: FineTuneOptions): FineTuneRun {
           policy: { strategy: policy.strategy, lastLayers: policy.lastLayers, epochs: policy.epochs, learningRate: policy.learningRate, replayRows: policy.replayRows, refitPreprocessing: policy.refitPreprocessing },
           validationFraction: opts.validationFraction ?? 0.2,
           seed: opts.seed ?? 1,
+          gate: opts.gate,
         },
       };
       const answer = await runChild(job, policy, opts.onProgress);
       if (answer.type === 'done') {
         const dir = work;
         work = undefined;
-        return { outcome: 'candidate', dir: answer.dir, version: answer.version, parentVersion: parent.version, summary: answer.summary, discard: () => fs.rm(dir, { recursive: true, force: true }) };
+        return { outcome: 'candidate', dir: answer.dir, version: answer.version, parentVersion: parent.version, summary: answer.summary, gate: answer.gate, discard: () => fs.rm(dir, { recursive: true, force: true }) };
       }
       return answer.result;
     } catch (err) {
@@ -98,7 +103,7 @@ export function fineTune(opts: FineTuneOptions): FineTuneRun {
     }
   })();
 
-  function runChild(job: ToTrainer, p: LearningPolicy, onProgress?: (pr: FineTuneProgress) => void): Promise<{ type: 'done'; dir: string; version: string; summary: import('./types.js').FineTuneSummary } | { type: 'other'; result: FineTuneResult }> {
+  function runChild(job: ToTrainer, p: LearningPolicy, onProgress?: (pr: FineTuneProgress) => void): Promise<Extract<FromTrainer, { type: 'done' }> | { type: 'other'; result: FineTuneResult }> {
     return new Promise((resolve) => {
       const c = forkTrainer(p.memoryBudgetMb);
       child = c;
@@ -122,7 +127,7 @@ export function fineTune(opts: FineTuneOptions): FineTuneRun {
       c.on('error', () => undefined);
       c.on('exit', (code, signal) => {
         clearTimeout(timer);
-        if (answer?.type === 'done') return resolve({ type: 'done', dir: answer.dir, version: answer.version, summary: answer.summary });
+        if (answer?.type === 'done') return resolve(answer);
         if (answer?.type === 'error') return resolve({ type: 'other', result: { outcome: 'failed', code: answer.code in ERROR_CATALOGUE ? answer.code : 'EDGELOOP_FINETUNE_FAILED', message: answer.message } });
         if (stopping === 'timeout') return resolve({ type: 'other', result: { outcome: 'interrupted', reason: 'timeout', message: `the fine-tune ran out of its time budget (${p.timeBudgetSeconds} s) and was stopped` } });
         if (stopping === 'cancelled') return resolve({ type: 'other', result: { outcome: 'interrupted', reason: 'cancelled', message: 'the fine-tune was cancelled' } });

@@ -6,7 +6,8 @@
  *   ────────────────────                               ───────────────────────────
  *   fork(--max-old-space-size, nice)   ──────────▶     waits for one job
  *   { type: 'start', job }             ──────────▶     read bundle, mix data, fit, export,
- *                                                      verify with the real engine, write
+ *                                                      verify with the real engine, write,
+ *                                                      score the gate (when the job has one)
  *                                      ◀──────────     { type: 'progress', progress }  (any number)
  *                                      ◀──────────     { type: 'done', dir, version, summary }
  *                                                      or { type: 'error', code, message }
@@ -19,7 +20,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { asEdgeloopError } from '../errors.js';
 import { buildCandidate } from './candidate.js';
-import type { FromTrainer, ToTrainer } from './types.js';
+import { compareCandidate, type CompareResult } from './compare.js';
+import type { FineTuneProgress, FromTrainer, ToTrainer } from './types.js';
 
 if (!process.send) throw new Error('finetune-worker must be started with child_process.fork');
 tf.env().set('PROD', true);
@@ -32,8 +34,18 @@ const post = (msg: FromTrainer): Promise<void> => new Promise((resolve) => proce
 
 process.once('message', (msg: ToTrainer) => {
   if (msg.type !== 'start') return;
-  buildCandidate(msg.job, { progress: (progress) => void post({ type: 'progress', progress }) })
-    .then((r) => post({ type: 'done', dir: r.dir, version: r.version, summary: r.summary }))
+  const progress = (p: FineTuneProgress) => void post({ type: 'progress', progress: p });
+  buildCandidate(msg.job, { progress })
+    .then(async (r) => {
+      // The gate here too: loading both versions and scoring them would stall the daemon's event loop.
+      const g = msg.job.gate;
+      let gate: CompareResult | undefined;
+      if (g) {
+        progress({ stage: 'scoring' });
+        gate = await compareCandidate(msg.job.bundleDir, r.dir, g.holdout, g.anchor, { minGain: g.minGain, maxAnchorDrop: g.maxAnchorDrop });
+      }
+      return post({ type: 'done', dir: r.dir, version: r.version, summary: r.summary, gate });
+    })
     .catch((err: unknown) => {
       const e = asEdgeloopError(err);
       return post({ type: 'error', code: e.code, message: e.message });

@@ -13,4 +13,5 @@ export { buildCandidate } from './candidate.js';
 export { DEFAULT_POLICY, type FineTuneJob, type FineTuneProgress, type FineTuneResult, type FineTuneSummary, type LearningPolicy, type ResolvedStrategy, type Strategy, type TrainRows, type FromTrainer, type ToTrainer } from './types.js';
 export { LearningService, learningWorkDir, type LearningServiceOptions, type LearningEvent, type RetrainOutcome, type RetrainRequest } from './learning-service.js';
 export { learningAdminRoutes, retrainRequest } from './admin.js';
-export { retrainOffline, openAlertSince } from './offline.js';
+export { retrainOffline } from './offline.js';
+export { shiftStart, type AlertSources } from './shift.js';

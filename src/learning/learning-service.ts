@@ -230,6 +230,8 @@ export class LearningService {
         takenVersions: this.opts.registry.versions(model).map((v) => v.version),
         workDir: this.opts.workDir,
         seed: runId,
+        // The gate is scored in the trainer process: loading and scoring both versions here would stall serving.
+        gate: data.holdout.rows >= MIN_HOLDOUT_ROWS ? { holdout: data.holdout, anchor: anchorRows(manifest), minGain: p.minGain, maxAnchorDrop: p.maxAnchorDrop } : undefined,
         onProgress: (pr) => {
           running.progress = pr;
           if (pr.stage === 'training' && pr.epoch && this.now() - lastProgress > 2000) {
@@ -248,7 +250,7 @@ export class LearningService {
         return end({ outcome: 'failed', version: null, reason: message, gate: null, rows, strategy });
       }
       try {
-        const verdict = await this.gate(serving.dir, result.dir, data.holdout, manifest);
+        const verdict = result.gate ?? (await this.gate(serving.dir, result.dir, data.holdout, manifest));
         const lineage = { strategy: result.summary.strategy, variant: result.summary.variant, epochs: result.summary.epochsRun, bestEpoch: result.summary.bestEpoch, backend: result.summary.backend, trainRows: result.summary.trainRows, timeRange: data.timeRange, trainMs: result.summary.durationMs };
         const metrics = { gate: verdict.numbers, validation: result.summary.validation, lineage };
         if (!verdict.promote || req.dryRun) {

@@ -5,6 +5,7 @@ import { FeedbackStore } from '../feedback/index.js';
 import { activateGatedOffline } from '../quality/index.js';
 import { Registry } from '../registry/index.js';
 import { RunStore } from '../training/runs/index.js';
+import { shiftStart } from './shift.js';
 import { LearningService, learningWorkDir, type RetrainOutcome, type RetrainRequest } from './learning-service.js';
 
 /**
@@ -36,7 +37,7 @@ export async function retrainOffline(config: ResolvedConfig, model: string, req:
           labelled: feedback,
           maxBatch: config.serving.maxBatch,
         }),
-      alertSince: (name) => openAlertSince(feedback, drift, name),
+      alertSince: (name) => shiftStart(name, { labelled: feedback, accuracyAlerts: (m) => feedback.alerts({ open: true, model: m }), drift }),
       onEvent: (e) => say(e.message),
     });
     await service.recover();
@@ -47,11 +48,4 @@ export async function retrainOffline(config: ResolvedConfig, model: string, req:
     feedback.close();
     registry.close();
   }
-}
-
-/** The earliest open drift or accuracy alert of a model (ms), or null. */
-export function openAlertSince(feedback: { alerts(q: { open?: boolean; model?: string }): { raisedAt: number }[] }, drift: DriftStore | undefined, model: string): number | null {
-  const times = feedback.alerts({ open: true, model }).map((a) => a.raisedAt);
-  for (const a of drift?.alerts({ model, activeOnly: true }) ?? []) times.push(a.raisedAt);
-  return times.length ? Math.min(...times) : null;
 }

@@ -1,3 +1,5 @@
+import type { CompareResult } from './compare.js';
+
 /**
  * Types of on-device fine-tuning (src/learning): the job the trainer process runs, the
  * messages it exchanges with its parent, and the outcome the caller gets.
@@ -44,6 +46,14 @@ export const DEFAULT_POLICY: LearningPolicy = {
   nice: 10,
 };
 
+/** The promotion gate, scored in the trainer process too (off the daemon's main thread): see compareCandidate. */
+export interface GateJob {
+  holdout: TrainRows;
+  anchor?: TrainRows;
+  minGain: number;
+  maxAnchorDrop: number;
+}
+
 /** Everything the trainer process needs; plain data (typed arrays cross the IPC channel with advanced serialization). */
 export interface FineTuneJob {
   bundleDir: string;
@@ -56,11 +66,13 @@ export interface FineTuneJob {
   /** Share of the new rows held out for early stopping and the candidate's metrics. */
   validationFraction: number;
   seed: number;
+  /** Score the candidate against the parent here once it is built (the daemon then only reads the verdict). */
+  gate?: GateJob;
 }
 
 /** What the trainer reports while it runs. */
 export interface FineTuneProgress {
-  stage: 'loading' | 'embedding' | 'training' | 'exporting' | 'verifying' | 'writing';
+  stage: 'loading' | 'embedding' | 'training' | 'exporting' | 'verifying' | 'writing' | 'scoring';
   epoch?: number;
   epochs?: number;
   metrics?: Record<string, number>;
@@ -85,7 +97,7 @@ export interface FineTuneSummary {
 export type ToTrainer = { type: 'start'; job: FineTuneJob };
 export type FromTrainer =
   | { type: 'progress'; progress: FineTuneProgress }
-  | { type: 'done'; dir: string; version: string; summary: FineTuneSummary }
+  | { type: 'done'; dir: string; version: string; summary: FineTuneSummary; gate?: CompareResult }
   | { type: 'error'; code: string; message: string };
 
 /** The outcome of {@link fineTune}: never a rejection. */
@@ -97,6 +109,8 @@ export type FineTuneResult =
       version: string;
       parentVersion: string;
       summary: FineTuneSummary;
+      /** The gate's verdict when the job asked for it (FineTuneJob.gate). */
+      gate?: CompareResult;
       /** Remove the candidate's temporary folder (after installing it, or to drop it). */
       discard(): Promise<void>;
     }

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -13,13 +13,22 @@ export const DB_FILE = 'edgeloop.db';
  * and synchronous=FULL so a committed transaction survives a power cut.
  */
 export function openDatabase(home: string, opts: { readonly?: boolean; busyTimeoutMs?: number } = {}): Db {
-  if (!opts.readonly) mkdirSync(home, { recursive: true });
-  const db = new Database(path.join(home, DB_FILE), { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+  if (!opts.readonly) mkdirSync(home, { recursive: true, mode: 0o750 });
+  const file = path.join(home, DB_FILE);
+  const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
   if (!opts.readonly) {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
+    // Labelled data and fleet state: owner and group only, whatever umask started the daemon.
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+      try {
+        chmodSync(f, 0o640);
+      } catch {
+        // -wal/-shm may not exist yet; SQLite creates them with the database's mode
+      }
+    }
   }
   return db;
 }

@@ -3,11 +3,17 @@ import { createReadStream, promises as fs } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { EdgeloopError } from '../errors.js';
+import { redactText, redactUrl } from '../util/redact.js';
 
 /** How every request of a sync round behaves. */
 export interface HttpOptions {
   /** Connect timeout (until response headers) and idle timeout (no byte received for this long). */
   timeoutMs: number;
+  /**
+   * Slowest transfer accepted (bytes per second, measured over windows of timeoutMs); a body
+   * must also arrive within timeoutMs + its bytes / minBytesPerSecond. Absent: 1024.
+   */
+  minBytesPerSecond?: number;
   retries: number;
   retryBaseMs: number;
   retryMaxMs: number;
@@ -40,7 +46,59 @@ function classify(err: unknown): Error {
   const e = err as NodeJS.ErrnoException;
   if (e?.name === 'AbortError') return new TransferError('the sync round was cancelled or ran out of time', false);
   const transient = TRANSIENT_CODES.has(e?.code ?? '') || e?.message === 'aborted';
-  return new TransferError(e?.code ? `${e.code} ${e.message}` : String(e?.message ?? e), transient);
+  return new TransferError(redactText(e?.code ? `${e.code} ${e.message}` : String(e?.message ?? e)), transient);
+}
+
+/**
+ * Bounds one response body in time: it must end within timeoutMs + bytes / minBytesPerSecond,
+ * and every window of timeoutMs must bring at least minBytesPerSecond * window (or what is
+ * left). Plain timers held by this object for as long as the body is read, and cleared at the
+ * end: an `AbortSignal.timeout()` can stop firing after a garbage collection on Node 20
+ * (nodejs/node#57736), so none is used for anything that must fire.
+ */
+class TransferWatch {
+  private readonly deadline: NodeJS.Timeout;
+  private readonly window: NodeJS.Timeout;
+  private inWindow = 0;
+  private done = 0;
+  private readonly onAbort: () => void;
+
+  constructor(
+    private readonly res: IncomingMessage,
+    private readonly bytes: number,
+    private readonly opts: HttpOptions,
+    what: string,
+  ) {
+    const minRate = opts.minBytesPerSecond ?? 1024;
+    const windowMs = Math.max(100, opts.timeoutMs);
+    const deadlineMs = Math.ceil(opts.timeoutMs + (bytes / minRate) * 1000);
+    this.deadline = setTimeout(() => {
+      res.destroy(new TransferError(`${what}: ${bytes} bytes not received within ${deadlineMs} ms (sync.timeoutMs + bytes / sync.minBytesPerSecond)`, true));
+    }, deadlineMs);
+    this.window = setInterval(() => {
+      const left = this.bytes - this.done + this.inWindow;
+      const wanted = Math.min(left, (minRate * windowMs) / 1000);
+      // A window with no byte at all is the idle timeout's to report (its message says so).
+      if (this.inWindow > 0 && this.inWindow < wanted) {
+        res.destroy(new TransferError(`${what}: ${this.inWindow} bytes in ${windowMs} ms, slower than sync.minBytesPerSecond (${minRate})`, true));
+      }
+      this.inWindow = 0;
+    }, windowMs);
+    // The round's cancellation ends the body too, whatever the http module does with its signal.
+    this.onAbort = () => res.destroy(new TransferError('the sync round was cancelled or ran out of time', false));
+    opts.signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  received(n: number): void {
+    this.inWindow += n;
+    this.done += n;
+  }
+
+  stop(): void {
+    clearTimeout(this.deadline);
+    clearInterval(this.window);
+    this.opts.signal.removeEventListener('abort', this.onAbort);
+  }
 }
 
 /** One GET; resolves when the response headers arrive. The socket idle timeout stays on for the body. */
@@ -106,13 +164,13 @@ export async function withRetries<T>(url: string, opts: HttpOptions, attempt: (n
       if (err instanceof EdgeloopError) throw err;
       const t = err as TransferError;
       if (!t.transient || n >= opts.retries || opts.signal.aborted) {
-        throw new EdgeloopError('EDGELOOP_DOWNLOAD_FAILED', `GET ${url} failed${n > 0 ? ` after ${n + 1} attempts` : ''}: ${t.message}`, { cause: raw });
+        throw new EdgeloopError('EDGELOOP_DOWNLOAD_FAILED', `GET ${redactUrl(url)} failed${n > 0 ? ` after ${n + 1} attempts` : ''}: ${redactText(t.message)}`, { cause: raw });
       }
       const backoff = Math.min(opts.retryMaxMs, opts.retryBaseMs * 2 ** n);
       const delayMs = Math.round(Math.min(opts.retryMaxMs, Math.max(backoff / 2 + (random() * backoff) / 2, t.retryAfterMs ?? 0)));
-      opts.onRetry?.({ url, attempt: n + 1, delayMs, reason: t.message });
+      opts.onRetry?.({ url: redactUrl(url), attempt: n + 1, delayMs, reason: redactText(t.message) });
       await sleep(delayMs, opts.signal).catch((e) => {
-        throw new EdgeloopError('EDGELOOP_DOWNLOAD_FAILED', `GET ${url} failed: ${(e as Error).message}`);
+        throw new EdgeloopError('EDGELOOP_DOWNLOAD_FAILED', `GET ${redactUrl(url)} failed: ${redactText((e as Error).message)}`);
       });
     }
   }
@@ -134,21 +192,25 @@ export function fetchDocument(url: string, opts: HttpOptions & { etag?: string; 
     const declared = Number(res.headers['content-length'] ?? NaN);
     if (declared > opts.maxBytes) {
       res.destroy();
-      throw new EdgeloopError('EDGELOOP_METADATA_INVALID', `${url} is ${declared} bytes, more than the ${opts.maxBytes} allowed for metadata`);
+      throw new EdgeloopError('EDGELOOP_METADATA_INVALID', `${redactUrl(url)} is ${declared} bytes, more than the ${opts.maxBytes} allowed for metadata`);
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    const watch = new TransferWatch(res, Number.isFinite(declared) ? declared : opts.maxBytes, opts, 'channel metadata');
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {
         size += chunk.length;
+        watch.received(chunk.length);
         if (size > opts.maxBytes) {
           res.destroy();
-          throw new EdgeloopError('EDGELOOP_METADATA_INVALID', `${url} sends more than the ${opts.maxBytes} bytes allowed for metadata`);
+          throw new EdgeloopError('EDGELOOP_METADATA_INVALID', `${redactUrl(url)} sends more than the ${opts.maxBytes} bytes allowed for metadata`);
         }
         chunks.push(chunk);
       }
     } catch (err) {
       throw classify(err);
+    } finally {
+      watch.stop();
     }
     if (!res.complete) throw new TransferError(`connection closed after ${size} bytes`, true);
     const etag = typeof res.headers.etag === 'string' ? res.headers.etag : undefined;
@@ -201,7 +263,7 @@ export async function downloadBlob(url: string, part: string, expect: BlobExpect
       } else if (res.statusCode === 416) {
         res.resume();
         await fs.rm(part, { force: true });
-        throw new TransferError(`GET ${url}: range ${size}- not satisfiable; starting over`, true);
+        throw new TransferError(`GET ${redactUrl(url)}: range ${size}- not satisfiable; starting over`, true);
       } else {
         throw statusError(res, url);
       }
@@ -212,8 +274,10 @@ export async function downloadBlob(url: string, part: string, expect: BlobExpect
         throw new EdgeloopError('EDGELOOP_BUNDLE_TAMPERED', `blob ${expect.sha256.slice(0, 12)}… is offered with ${offered + size} bytes, the release declares ${expect.bytes}`);
       }
       const handle = await fs.open(part, append ? 'a' : 'w');
+      const watch = new TransferWatch(res, expect.bytes - size, opts, `blob ${expect.sha256.slice(0, 12)}…`);
       try {
         for await (const chunk of res as AsyncIterable<Buffer>) {
+          watch.received(chunk.length);
           if (size + chunk.length > expect.bytes) {
             res.destroy();
             await handle.close().catch(() => undefined);
@@ -228,6 +292,7 @@ export async function downloadBlob(url: string, part: string, expect: BlobExpect
       } catch (err) {
         throw classify(err);
       } finally {
+        watch.stop();
         await handle.close().catch(() => undefined);
       }
       if (size < expect.bytes) {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { EdgeloopError, asEdgeloopError } from '../errors.js';
 import type { Registry } from '../registry/index.js';
+import { redactText, redactUrl } from '../util/redact.js';
 import { fetchDocument, type HttpOptions } from './http-client.js';
 import { loadTrustedKeys, type TrustedKey } from './keys.js';
 import { MAX_METADATA_BYTES, verifyMetadata, type ChannelSigned } from './metadata.js';
@@ -71,6 +72,8 @@ export class SyncService {
   private queued?: Queued;
   private progress: SyncProgress | null = null;
   private abort?: AbortController;
+  /** The round's deadline: a plain timer, referenced here for as long as the round runs (see round()). */
+  private roundTimer?: NodeJS.Timeout;
   private pollTimer?: NodeJS.Timeout;
   private stopped = false;
   private results = new Map<string, ModelSyncResult>();
@@ -139,7 +142,7 @@ export class SyncService {
     return {
       enabled: true,
       channel: this.channel,
-      repoUrl: this.repoUrl,
+      repoUrl: redactUrl(this.repoUrl),
       serial: c?.serial ?? null,
       expires: c?.expires ?? null,
       acceptedAt: c?.acceptedAt ?? null,
@@ -194,6 +197,7 @@ export class SyncService {
     const c = this.opts.config;
     return {
       timeoutMs: c.timeoutMs,
+      minBytesPerSecond: c.minBytesPerSecond,
       retries: c.retries,
       retryBaseMs: c.retryBaseMs,
       retryMaxMs: c.retryMaxMs,
@@ -206,8 +210,15 @@ export class SyncService {
   private async round(id: number, trigger: RoundTrigger, unconditional: boolean): Promise<RoundReport> {
     const { config, log } = this.opts;
     const now = this.opts.now ?? (() => new Date());
-    this.abort = new AbortController();
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(config.roundTimeoutSeconds * 1000)]);
+    const abort = new AbortController();
+    this.abort = abort;
+    // Not AbortSignal.any([..., AbortSignal.timeout()]): on Node 20 that timeout can be lost after a
+    // garbage collection (nodejs/node#57736) and the round would run on for ever.
+    this.roundTimer = setTimeout(() => {
+      log?.warn({ round: id, roundTimeoutSeconds: config.roundTimeoutSeconds }, 'sync round ran out of time; cancelling it');
+      abort.abort(Object.assign(new Error(`the sync round ran out of time (sync.roundTimeoutSeconds ${config.roundTimeoutSeconds})`), { name: 'AbortError' }));
+    }, config.roundTimeoutSeconds * 1000);
+    const signal = abort.signal;
     const http = this.httpOptions(signal);
     this.progress = { round: id, trigger, phase: 'metadata', model: null, version: null, bytesDone: 0, bytesTotal: 0 };
     const report: RoundReport = { id, trigger, channel: this.channel, startedAt: now().toISOString(), finishedAt: '', metadata: 'failed', serial: null, error: null, models: [] };
@@ -236,16 +247,21 @@ export class SyncService {
           progress: (p) => (this.progress = { ...this.progress!, ...p }),
           log,
         });
+        // Whatever a message quotes, no credential of a URL is kept, shown or published.
+        if (result.message) result.message = redactText(result.message);
         report.models.push(result);
         this.record(report, result);
       }
     } catch (err) {
       const e = asEdgeloopError(err);
       report.metadata = e.code === 'EDGELOOP_DOWNLOAD_FAILED' || e.code === 'EDGELOOP_INTERNAL' ? 'failed' : 'rejected';
-      report.error = { code: e.code, message: e.message };
-      log?.warn({ channel: this.channel, code: e.code, err: e.message }, 'sync round: channel metadata not used');
-      this.emit(report, { outcome: report.metadata, code: e.code, message: e.message });
+      const message = redactText(e.message);
+      report.error = { code: e.code, message };
+      log?.warn({ channel: this.channel, code: e.code, err: message }, 'sync round: channel metadata not used');
+      this.emit(report, { outcome: report.metadata, code: e.code, message });
     } finally {
+      clearTimeout(this.roundTimer);
+      this.roundTimer = undefined;
       this.progress = null;
       this.abort = undefined;
     }
@@ -267,7 +283,7 @@ export class SyncService {
     const fetched = await fetchDocument(url, { ...http, etag: unconditional ? undefined : (accepted?.etag ?? undefined), maxBytes: MAX_METADATA_BYTES });
     const state = { channel: this.channel, trusted: this.trusted, now, last: accepted && { serial: accepted.serial, canonical: accepted.canonical } };
     if (fetched.notModified) {
-      if (!accepted) throw new EdgeloopError('EDGELOOP_METADATA_INVALID', `${url} answered 304 Not Modified to a request that named no version`);
+      if (!accepted) throw new EdgeloopError('EDGELOOP_METADATA_INVALID', `${redactUrl(url)} answered 304 Not Modified to a request that named no version`);
       const v = verifyMetadata(accepted.metadata, state);
       report.metadata = 'not-modified';
       return v.metadata.signed;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import { redactUrl } from '../util/redact.js';
 
 export interface BrokerConnectionOptions {
   url: string;
@@ -17,6 +18,14 @@ export interface BrokerConnectionOptions {
   will: { topic: string; payload: string };
   reconnectMinMs: number;
   reconnectMaxMs: number;
+  /**
+   * Persistent session: clean start off, so the broker keeps our subscriptions and queues QoS 1
+   * requests while we reconnect (MQTT 5 §3.1.2.4; 3.1.1 §3.1.2.4 clean session 0). MQTT 5:
+   * kept this many seconds after a disconnect (§3.1.2.11.2). Undefined: a clean session.
+   */
+  sessionExpirySeconds?: number;
+  /** MQTT 5 §3.1.2.11.3 Receive Maximum: QoS 1/2 requests the broker may have unacknowledged with us. */
+  receiveMaximum?: number;
 }
 
 /**
@@ -56,12 +65,20 @@ function clientOptions(opts: BrokerConnectionOptions, version: 4 | 5): IClientOp
     key: opts.key ? readFileSync(opts.key) : undefined,
     rejectUnauthorized: opts.rejectUnauthorized,
     keepalive: opts.keepaliveSeconds,
-    clean: true,
+    clean: opts.sessionExpirySeconds === undefined,
+    properties: version === 5 ? clientProperties(opts) : undefined,
     resubscribe: true,
     reconnectPeriod: opts.reconnectMinMs,
     connectTimeout: 10_000,
     will: { topic: opts.will.topic, payload: Buffer.from(opts.will.payload), qos: 1, retain: true },
   };
+}
+
+function clientProperties(opts: BrokerConnectionOptions): IClientOptions['properties'] {
+  const props: NonNullable<IClientOptions['properties']> = {};
+  if (opts.sessionExpirySeconds !== undefined) props.sessionExpiryInterval = opts.sessionExpirySeconds;
+  if (opts.receiveMaximum !== undefined) props.receiveMaximum = Math.min(65_535, Math.max(1, opts.receiveMaximum));
+  return props;
 }
 
 /** Wait for the first connect; keep retrying while the broker is unreachable. */
@@ -87,11 +104,22 @@ function firstConnect(client: MqttClient): Promise<'connected' | 'version-refuse
 /** Double the reconnect delay after each failed attempt, with ±20% jitter; reset on connect. */
 function manageBackoff(client: MqttClient, opts: BrokerConnectionOptions, log?: Logger): void {
   let delay = opts.reconnectMinMs;
-  client.on('connect', () => {
+  let lostAt: number | undefined;
+  let everConnected = false;
+  client.on('connect', (connack) => {
     delay = opts.reconnectMinMs;
     client.options.reconnectPeriod = delay;
+    // sessionPresent false after a reconnect: the broker lost what it queued for us.
+    if (lostAt !== undefined) log?.info({ downtimeMs: Math.round(performance.now() - lostAt), sessionPresent: connack.sessionPresent }, 'reconnected to mqtt broker');
+    lostAt = undefined;
+    everConnected = true;
   });
-  client.on('offline', () => log?.warn({ retryInMs: client.options.reconnectPeriod }, 'mqtt broker unreachable, retrying'));
+  client.on('close', () => {
+    if (!everConnected || lostAt !== undefined || client.disconnecting) return;
+    lostAt = performance.now();
+    log?.warn({ url: redact(opts.url) }, 'disconnected from mqtt broker');
+  });
+  client.on('offline', () => log?.warn({ retryInMs: client.options.reconnectPeriod, downSinceMs: lostAt === undefined ? 0 : Math.round(performance.now() - lostAt) }, 'mqtt broker unreachable, retrying'));
   client.on('reconnect', () => {
     delay = Math.min(opts.reconnectMaxMs, delay * 2);
     client.options.reconnectPeriod = Math.round(delay * (0.8 + Math.random() * 0.4));
@@ -99,7 +127,7 @@ function manageBackoff(client: MqttClient, opts: BrokerConnectionOptions, log?: 
   client.on('error', (err) => log?.warn({ err: err.message }, 'mqtt error'));
 }
 
-/** Never log credentials embedded in a URL. */
+/** Never log credentials embedded in a URL (the one helper, src/util/redact.ts). */
 export function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
+  return redactUrl(url);
 }

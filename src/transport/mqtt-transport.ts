@@ -2,7 +2,8 @@ import type { MqttClient, IClientPublishOptions } from 'mqtt';
 import type { Logger } from 'pino';
 import { connectBroker, type BrokerConnectionOptions } from './broker-connection.js';
 import type { IncomingRequest } from './request-handler.js';
-import type { Topics } from './topics.js';
+import { EdgeloopError } from '../errors.js';
+import { topicProblem, type Topics } from './topics.js';
 
 export interface MqttTransportOptions {
   connection: BrokerConnectionOptions;
@@ -13,6 +14,13 @@ export interface MqttTransportOptions {
   /** Called for every message on edgeloop/{deviceId}/feedback/+ (subscribed only when given); must not throw. */
   onFeedback?: (req: IncomingRequest) => void;
   log?: Logger;
+  /**
+   * Backpressure: after each message, undefined to read on, or a promise to wait for before
+   * the next one. mqtt.js handles packets one at a time and acknowledges a QoS 1 message when
+   * its handleMessage callback runs, so holding that callback stops reading from the socket and
+   * the broker keeps the backlog (MQTT 5: within our Receive Maximum).
+   */
+  waitForRoom?: () => Promise<void> | undefined;
 }
 
 /**
@@ -31,8 +39,13 @@ export class MqttTransport {
 
   async start(): Promise<void> {
     const { topics, log } = this.opts;
-    const client = await connectBroker(this.opts.connection, log);
+    const client = await connectBroker(this.opts.connection, log, (c) => this.holdIntake(c));
     this.client = client;
+    // No Nagle on our socket (every reconnect makes a new one): a reply or ack written while the
+    // broker delays its TCP ACK of a message it does not answer would wait for it (up to 40 ms).
+    const noDelay = () => (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
+    noDelay();
+    client.on('connect', noDelay);
     client.on('message', (topic, payload, packet) => {
       const extra = this.extraHandlers.get(topic);
       if (extra) return extra(payload);
@@ -56,10 +69,29 @@ export class MqttTransport {
     if (this.opts.onFeedback) await client.subscribeAsync(topics.feedbackFilter(this.opts.sharedGroup), { qos: 1 });
   }
 
+  private holdIntake(client: MqttClient): void {
+    const wait = this.opts.waitForRoom;
+    if (!wait) return;
+    let paused = false;
+    client.handleMessage = (_packet, callback) => {
+      const room = wait();
+      if (!room) return callback();
+      if (!paused) this.opts.log?.warn('intake full: not reading requests until some are answered');
+      paused = true;
+      void room.then(() => {
+        paused = false;
+        callback();
+      });
+    };
+  }
+
   /** Publish a reply; resolves when mqtt.js has written it (QoS 0) or the broker acked it. */
   publish(topic: string, payload: string, qos: 0 | 1 | 2, correlationData?: Buffer): Promise<void> {
     const client = this.client;
     if (!client) return Promise.reject(new Error('not connected'));
+    // A topic the broker refuses costs the whole connection (and every request in flight).
+    const problem = topicProblem(topic);
+    if (problem) return Promise.reject(new EdgeloopError('EDGELOOP_BAD_INPUT', `not published to an invalid topic: ${problem}`));
     const options: IClientPublishOptions = { qos };
     if (correlationData) options.properties = { correlationData, contentType: 'application/json' };
     return new Promise((resolve, reject) => client.publish(topic, payload, options, (err) => (err ? reject(err) : resolve())));

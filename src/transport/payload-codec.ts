@@ -1,6 +1,10 @@
 import type { Dtype } from '../bundle/index.js';
 import { EdgeloopError } from '../errors.js';
 import { TYPED_ARRAYS, type TypedArray } from '../engine/index.js';
+import { replyTopicProblem } from './topics.js';
+
+/** Shortest request deadline taken (ms): below it a request could only time out. A deadline shorter than the daemon's is the client's choice and its timeouts never count against the model. */
+export const MIN_TIMEOUT_MS = 1;
 
 /** What the codec needs to know of a model input. */
 export interface InputShape {
@@ -57,7 +61,8 @@ export function decodeRequest(payload: Buffer, meta: MessageMeta, inputs: readon
     }
     return { ok: true, envelope, ...decodeJson(payload, inputs, limits, envelope) };
   } catch (err) {
-    const error = err instanceof EdgeloopError ? err : new EdgeloopError('EDGELOOP_INTERNAL', (err as Error).message, { cause: err });
+    // Decoding touches nothing but the client's bytes: whatever fails here is the client's.
+    const error = err instanceof EdgeloopError ? err : new EdgeloopError('EDGELOOP_BAD_INPUT', `payload cannot be decoded (${(err as Error).message})`, { cause: err });
     return { ok: false, envelope, error };
   }
 }
@@ -70,7 +75,7 @@ function scanEnvelope(payload: Buffer, envelope: Envelope): void {
   const text = payload.toString('utf8', 0, 1024) + '\n' + payload.toString('utf8', Math.max(1024, payload.length - 1024));
   // No wildcards, NUL or control characters: the topic must be one the broker accepts.
   const replyTo = /"replyTo"\s*:\s*"([^"\\+#\u0000-\u001f]{1,1024})"/.exec(text);
-  if (replyTo) envelope.replyTo = replyTo[1];
+  if (replyTo && replyTopicProblem(replyTo[1]) === undefined) envelope.replyTo = replyTo[1];
   const id = /"id"\s*:\s*(?:"([^"\\]{0,256})"|(-?\d{1,15}(?:\.\d+)?))/.exec(text);
   if (id) envelope.id = id[1] ?? Number(id[2]);
 }
@@ -93,13 +98,14 @@ function readEnvelope(obj: Record<string, unknown>, envelope: Envelope): void {
     envelope.id = obj.id;
   }
   if (obj.replyTo !== undefined) {
-    if (typeof obj.replyTo !== 'string' || obj.replyTo.length === 0 || /[+#\0]/.test(obj.replyTo) || obj.replyTo.length > 1024) {
-      throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'replyTo' must be a topic name without wildcards`);
-    }
-    envelope.replyTo = obj.replyTo;
+    const why = typeof obj.replyTo === 'string' ? replyTopicProblem(obj.replyTo) : 'it is not a string';
+    if (why) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'replyTo' must be a topic name a broker accepts: ${why}`);
+    envelope.replyTo = obj.replyTo as string;
   }
   if (obj.timeoutMs !== undefined) {
-    if (typeof obj.timeoutMs !== 'number' || !(obj.timeoutMs > 0)) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'timeoutMs' must be a positive number`);
+    if (typeof obj.timeoutMs !== 'number' || !(obj.timeoutMs >= MIN_TIMEOUT_MS) || !Number.isFinite(obj.timeoutMs)) {
+      throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'timeoutMs' must be a number of milliseconds from ${MIN_TIMEOUT_MS}, got ${String(obj.timeoutMs).slice(0, 32)}`);
+    }
     envelope.timeoutMs = obj.timeoutMs;
   }
 }
@@ -203,6 +209,38 @@ function decodeJson(payload: Buffer, inputs: readonly InputShape[], limits: Deco
   return { feeds, rows };
 }
 
+/** Deepest nesting of a row's arrays: far more than any tensor rank, far less than a stack. */
+export const MAX_NESTING = 32;
+
+/**
+ * Flatten a nested row without recursion (client data must not choose our stack depth:
+ * `flat(Infinity)` overflowed on 100,000 levels). Keeps at most `limit` + 1 values: beyond
+ * that only counts, so the error can say how many arrived.
+ */
+function flattenRow(row: unknown[], limit: number, where: string): unknown[] {
+  const out: unknown[] = [];
+  let count = 0;
+  const arrays: unknown[][] = [row];
+  const index: number[] = [0];
+  while (arrays.length > 0) {
+    const top = arrays.length - 1;
+    const a = arrays[top];
+    if (index[top] >= a.length) {
+      arrays.pop();
+      index.pop();
+      continue;
+    }
+    const v = a[index[top]++];
+    if (Array.isArray(v)) {
+      if (arrays.length >= MAX_NESTING) throw new EdgeloopError('EDGELOOP_BAD_SHAPE', `${where} is nested more than ${MAX_NESTING} levels deep`);
+      arrays.push(v);
+      index.push(0);
+    } else if (count++ <= limit) out.push(v);
+  }
+  // Too many values: a holey array of the right length is enough for the size error.
+  return count === out.length ? out : new Array<unknown>(count);
+}
+
 /** One row (numbers) or many rows (arrays, each flattened) into one typed array. */
 function decodeRows(raw: unknown[], input: InputShape, field: string, limits: DecodeLimits): { data: TypedArray; rows: number } {
   if (raw.length === 0) throw new EdgeloopError('EDGELOOP_EMPTY_INPUT', `'${field}' has no rows`);
@@ -218,7 +256,7 @@ function decodeRows(raw: unknown[], input: InputShape, field: string, limits: De
   for (let r = 0; r < rowList.length; r++) {
     const row = rowList[r];
     if (!Array.isArray(row)) throw new EdgeloopError('EDGELOOP_BAD_SHAPE', `'${field}[${r}]' must be an array of ${input.rowSize} numbers`);
-    const flat = row.length > 0 && Array.isArray(row[0]) ? (row.flat(Infinity) as unknown[]) : row;
+    const flat = row.length > 0 && Array.isArray(row[0]) ? flattenRow(row, input.rowSize, single ? `'${field}'` : `'${field}[${r}]'`) : row;
     if (flat.length !== input.rowSize) {
       const where = single ? `'${field}'` : `'${field}[${r}]'`;
       if (flat.length === 0) throw new EdgeloopError('EDGELOOP_EMPTY_INPUT', `${where} is empty`);

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { EdgeloopError, asEdgeloopError } from '../errors.js';
 import type { PredictResult, ServedModel, TypedArray } from '../engine/index.js';
 import { decodeRequest, type DecodeLimits, type Envelope, type MessageMeta } from './payload-codec.js';
-import type { Topics } from './topics.js';
+import { replyTopicProblem, topicProblem, type Topics } from './topics.js';
 
 /** An incoming request as the transport hands it over. */
 export interface IncomingRequest {
@@ -31,6 +31,12 @@ export interface RequestHandlerOptions {
   onServed?: (model: ServedModel, feeds: Record<string, TypedArray>, rows: number, predictions: PredictResult['predictions']) => void;
   /** Prediction ids and the ring of recent predictions (src/feedback). Must be cheap: it runs on every request. */
   predictions?: PredictionTap;
+  /** Metrics (src/metrics): every answer's outcome, 'OK' or its error code, and its seconds in the daemon. Must be cheap. */
+  onOutcome?: (model: ServedModel | undefined, code: string, seconds: number) => void;
+  /** OIP v2 tensor requests (src/tensor): a request whose 'inputs' is an array of tensor objects is answered there, whole. */
+  tensors?: { accepts(req: IncomingRequest): boolean; handle(req: IncomingRequest, model: ServedModel): Promise<void> };
+  /** Requests read and not yet answered before waitForRoom() holds the transport's intake (backpressure). */
+  intakeLimit?: number;
 }
 
 /**
@@ -56,8 +62,27 @@ export class RequestHandler {
   /** When the last request arrived (ms, monotonic): shutdown waits for the broker to go quiet. */
   lastArrival = 0;
   private idle: (() => void)[] = [];
+  /** Read, reply not yet computed: what backpressure bounds (a reply being published no longer counts). */
+  private unanswered = 0;
+  private room: (() => void)[] = [];
 
   constructor(private readonly opts: RequestHandlerOptions) {}
+
+  /**
+   * Undefined while there is room for more requests; otherwise a promise that resolves once
+   * the unanswered requests are back under three quarters of the intake limit. The transport
+   * holds its reading (and its acknowledgements) on it, so the backlog stays at the broker.
+   */
+  waitForRoom(): Promise<void> | undefined {
+    const limit = this.opts.intakeLimit;
+    if (limit === undefined || this.unanswered < limit) return undefined;
+    return new Promise<void>((resolve) => this.room.push(resolve));
+  }
+
+  private answered(): void {
+    this.unanswered--;
+    if (this.room.length > 0 && this.unanswered < Math.ceil((this.opts.intakeLimit ?? 0) * 0.75)) for (const w of this.room.splice(0)) w();
+  }
 
   /** Requests being decoded, run or published. */
   get pending(): number {
@@ -78,6 +103,7 @@ export class RequestHandler {
   handle(req: IncomingRequest): void {
     this.lastArrival = performance.now();
     this.inFlight++;
+    this.unanswered++;
     this.process(req)
       .catch((err) => this.opts.log?.error({ err }, 'reply could not be published'))
       .finally(() => {
@@ -89,8 +115,16 @@ export class RequestHandler {
     const started = performance.now();
     const modelName = this.opts.topics.modelOf(req.topic) ?? '';
     const model = this.opts.models(modelName);
+    // --- OIP v2 tensors (issue 11): decoded, run, answered and counted by src/tensor ---
+    if (model && this.opts.tensors?.accepts(req)) return this.opts.tensors.handle(req, model).finally(() => this.answered());
     let envelope: Envelope = {};
     let text: string;
+    let outcome = 'OK'; // metrics (onOutcome)
+    // Only the engine failing a well-formed request with the daemon's own deadline counts
+    // against the model: a client must not be able to fail a version on trial.
+    let modelRan = false;
+    let clientDeadline = false;
+    const responseProblem = req.responseTopic !== undefined ? replyTopicProblem(req.responseTopic) : undefined;
     try {
       if (!this.accepting) throw new EdgeloopError('EDGELOOP_SHUTTING_DOWN', 'the daemon is shutting down');
       if (!model) {
@@ -101,10 +135,15 @@ export class RequestHandler {
       const decoded = decodeRequest(req.payload, req.meta, model.inputs, this.opts.limits);
       envelope = decoded.envelope;
       if (!decoded.ok) throw decoded.error;
-      const deadline = Date.now() + this.timeoutFor(req, envelope);
+      if (responseProblem) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `the MQTT 5 response topic cannot be a reply address: ${responseProblem}`);
+      const timeoutMs = this.timeoutFor(req, envelope);
+      clientDeadline = timeoutMs < this.opts.timeoutMs;
+      const deadline = Date.now() + timeoutMs;
       const tap = this.opts.predictions;
       const token = tap?.before(model, decoded.feeds, decoded.rows);
+      modelRan = true;
       const result = await model.predict(decoded.feeds, decoded.rows, deadline);
+      modelRan = false;
       this.opts.onServed?.(model, decoded.feeds, decoded.rows, result.predictions);
       if (token !== undefined) tap!.after(model, token, result.predictions);
       const latencyMs = round3(performance.now() - started);
@@ -116,6 +155,7 @@ export class RequestHandler {
       text = JSON.stringify(reply);
     } catch (err) {
       const e = asEdgeloopError(err);
+      outcome = e.code;
       if (e.code === 'EDGELOOP_INTERNAL') this.opts.log?.error({ err, model: modelName }, 'request failed');
       else this.opts.log?.debug({ code: e.code, msg: e.message, model: modelName }, 'request refused');
       const body: Record<string, unknown> = { error: e.toJSON() };
@@ -124,12 +164,15 @@ export class RequestHandler {
         body.version = model.version;
       }
       if (envelope.id !== undefined) body.id = envelope.id;
-      // Only failures of the model count against its health, not the client's bad input.
-      if (model && SERVER_FAULTS.has(e.code)) model.health.record(false, performance.now() - started);
+      // Only failures of the model count against its health, not the client's bad input nor
+      // a deadline the client chose shorter than the daemon's.
+      if (model && modelRan && SERVER_FAULTS.has(e.code) && !(e.code === 'EDGELOOP_TIMEOUT' && clientDeadline)) model.health.record(false, performance.now() - started);
       text = JSON.stringify(body);
     }
+    this.answered();
+    this.opts.onOutcome?.(model, outcome, (performance.now() - started) / 1000);
     // Published once, outside the try: a broker failure is logged by handle(), not answered twice.
-    await this.reply(req, envelope, modelName, text);
+    await this.reply(req, envelope, modelName, text, responseProblem === undefined);
   }
 
   private timeoutFor(req: IncomingRequest, envelope: Envelope): number {
@@ -139,11 +182,21 @@ export class RequestHandler {
   }
 
   /** MQTT 5 response topic first, then the payload's replyTo, else the model's predictions topic. */
-  private reply(req: IncomingRequest, envelope: Envelope, modelName: string, text: string): Promise<void> {
+  private reply(req: IncomingRequest, envelope: Envelope, modelName: string, text: string, responseTopicOk: boolean): Promise<void> {
     const qos = req.qos;
-    if (req.responseTopic) return this.opts.publish(req.responseTopic, text, qos, req.correlationData);
-    if (envelope.replyTo) return this.opts.publish(envelope.replyTo, text, qos);
-    return this.opts.publish(this.opts.topics.predictions(validTopicLevel(modelName) ? modelName : '_unknown'), text, qos);
+    if (req.responseTopic && responseTopicOk) return this.send(req.responseTopic, text, qos, req.correlationData);
+    if (envelope.replyTo) return this.send(envelope.replyTo, text, qos);
+    return this.send(this.opts.topics.predictions(validTopicLevel(modelName) ? modelName : '_unknown'), text, qos);
+  }
+
+  /** Last check before the broker: a topic it refuses would cost the connection, so drop and log. */
+  private send(topic: string, text: string, qos: 0 | 1 | 2, correlationData?: Buffer): Promise<void> {
+    const problem = topicProblem(topic);
+    if (problem) {
+      this.opts.log?.warn({ topic: JSON.stringify(topic.slice(0, 200)), problem }, 'reply dropped: the broker would refuse its topic');
+      return Promise.resolve();
+    }
+    return this.opts.publish(topic, text, qos, correlationData);
   }
 }
 

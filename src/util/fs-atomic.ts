@@ -17,10 +17,15 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** State files (models, database, documents): owner and group read, nobody else (keys: 0600). */
+export const FILE_MODE = 0o640;
+/** State folders: owner and group. */
+export const DIR_MODE = 0o750;
+
 /** Write a file durably: temp file in the same folder, fsync, rename over the target, fsync the folder. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = FILE_MODE): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const handle = await fs.open(tmp, 'w');
+  const handle = await fs.open(tmp, 'w', mode);
   try {
     await handle.writeFile(data);
     await handle.sync();
@@ -39,14 +44,14 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
 /** Write a whole folder durably: files go into a temp sibling folder, are fsynced, then the folder is renamed. */
 export async function writeDirAtomic(dir: string, files: ReadonlyMap<string, Uint8Array>, opts: { overwrite?: boolean } = {}): Promise<void> {
   const parent = path.dirname(dir);
-  await fs.mkdir(parent, { recursive: true });
+  await fs.mkdir(parent, { recursive: true, mode: DIR_MODE });
   const tmp = path.join(parent, `.${path.basename(dir)}.tmp-${process.pid}-${Date.now()}`);
-  await fs.mkdir(tmp, { recursive: true });
+  await fs.mkdir(tmp, { recursive: true, mode: DIR_MODE });
   try {
     for (const [rel, data] of files) {
       const target = path.join(tmp, rel);
-      await fs.mkdir(path.dirname(target), { recursive: true });
-      const handle = await fs.open(target, 'w');
+      await fs.mkdir(path.dirname(target), { recursive: true, mode: DIR_MODE });
+      const handle = await fs.open(target, 'w', FILE_MODE);
       try {
         await handle.writeFile(data);
         await handle.sync();

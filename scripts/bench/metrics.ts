@@ -1,0 +1,126 @@
+/**
+ * Metrics benchmark: what Prometheus metrics cost serving. Two daemon children over one real
+ * Mosquitto, both with the HTTP listener: one with metrics on (the default with `--http-port`),
+ * scraped once a second (Prometheus scrapes every 15-60 s: this is the pessimistic case), one
+ * with `http.metrics: false` (no counters on the request path). The closed-loop MQTT 5 load
+ * generator of the serving bench drives them in alternating rounds (order reversed every other
+ * round); the cost is the median of the per-round values of 1 − throughput(on) / throughput(off).
+ *
+ *   npx tsx scripts/bench/metrics.ts [--rounds 5] [--seconds 4] [--clients 8] [--window 4]
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startMosquitto } from '../../test/helpers/mosquitto.js';
+import { startDaemonChild, stopChild } from './daemon-child.js';
+import type { LoadOptions } from './load-gen.js';
+import { fmt, isMain, met, percentiles, standalone, table, type BenchResult } from './report.js';
+import { load, median, pct, rate, type LoadRun } from './serving.js';
+
+const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
+const MODEL = 'digits';
+
+export interface MetricsBenchOptions {
+  rounds: number;
+  seconds: number;
+  clients: number;
+  window: number;
+}
+
+const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export async function runMetricsBench(o: MetricsBenchOptions = { rounds: 5, seconds: 4, clients: 8, window: 4 }): Promise<BenchResult> {
+  if (!existsSync(path.join(root, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  const mosquitto = await startMosquitto();
+  const home = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-bench-metrics-'));
+  const [portOn, portOff] = [await freePort(), await freePort()];
+  const on = await startDaemonChild({ url: mosquitto.url, deviceId: 'bench-metrics-on', home: path.join(home, 'on'), config: { http: { port: portOn } } });
+  const off = await startDaemonChild({ url: mosquitto.url, deviceId: 'bench-metrics-off', home: path.join(home, 'off'), config: { http: { port: portOff, metrics: false } } });
+  const scrapes: number[] = [];
+  let scrapeBytes = 0;
+  let scraping: NodeJS.Timeout | undefined;
+  try {
+    const opts = (id: string): LoadOptions => ({
+      url: mosquitto.url,
+      topic: `edgeloop/${id}/infer/${MODEL}`,
+      clients: o.clients,
+      window: o.window,
+      warmupMs: 1500,
+      measureMs: o.seconds * 1000,
+      maxMeasured: 2_000_000,
+      lostAfterMs: 6000,
+      samplesFile: path.join(root, 'test/fixtures/digits-sample.json'),
+    });
+    const scrape = async () => {
+      const t0 = performance.now();
+      const text = await (await fetch(`http://127.0.0.1:${portOn}/metrics`)).text();
+      scrapes.push(performance.now() - t0);
+      scrapeBytes = text.length;
+    };
+    await scrape();
+    scraping = setInterval(() => void scrape().catch(() => undefined), 1000);
+    const runsOn: LoadRun[] = [];
+    const runsOff: LoadRun[] = [];
+    const broker = mosquitto.process.pid!;
+    const steps = [async () => void runsOn.push(await load(opts('bench-metrics-on'), [on.pid, broker])), async () => void runsOff.push(await load(opts('bench-metrics-off'), [off.pid, broker]))];
+    for (let i = 0; i < o.rounds; i++) for (const step of i % 2 ? [...steps].reverse() : steps) await step();
+    clearInterval(scraping);
+    scraping = undefined;
+    const final = await (await fetch(`http://127.0.0.1:${portOn}/metrics`)).text();
+    const counted = [...final.matchAll(/^edgeloop_requests_total\{model="digits",version="[^"]+",protocol="mqtt",code="OK"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    const replies = runsOn.reduce((n, r) => n + r.result.replies, 0);
+    const costs = runsOn.map((r, i) => 1 - rate(r.result) / rate(runsOff[i].result));
+    const cost = median(costs);
+    const cpuUs = (runs: LoadRun[]) => (runs.reduce((s, r) => s + r.cpu[0] * r.result.measuredMs, 0) / 1000 / runs.reduce((n, r) => n + r.result.measured, 0)) * 1e6;
+    const row = (label: string, runs: LoadRun[]) => {
+      const [p50, p99] = percentiles(runs.flatMap((r) => r.result.latencies), [50, 99]);
+      return [label, fmt(median(runs.map((r) => rate(r.result)))), runs.map((r) => fmt(rate(r.result))).join(', '), fmt(p50, 2), fmt(p99, 2), fmt(runs.reduce((n, r) => n + r.result.failed + r.result.lost, 0)), fmt(cpuUs(runs), 1)];
+    };
+    const [s50, s99] = percentiles(scrapes, [50, 99]);
+    const md = [
+      `### Metrics: serving with Prometheus metrics on vs off (${o.clients} clients × ${o.window} outstanding, MQTT 5 QoS 0, ${o.seconds} s per run, ${o.rounds} alternating rounds)`,
+      '',
+      table(
+        ['daemon', 'replies/s (median)', 'per round', 'p50 ms', 'p99 ms', 'failed + lost', 'daemon CPU µs per reply'],
+        [row('metrics on, /metrics scraped every 1 s', runsOn), row('metrics off (http.metrics: false)', runsOff)],
+      ),
+      '',
+      `Cost per round: ${costs.map((c) => pct(c, 1)).join(', ')}. ${scrapes.length} scrapes of ${fmt(scrapeBytes / 1024, 1)} kB, ${fmt(s50, 2)} ms p50 / ${fmt(s99, 2)} ms p99 each. ` +
+        `Check that metrics were on: the daemon's \`edgeloop_requests_total\` counted ${fmt(counted)} OK requests of \`${MODEL}\` ` +
+        `(≥ the ${fmt(replies)} replies the generator measured; its count includes warm-up and drain).`,
+    ].join('\n');
+    return {
+      md,
+      // Rounds that disagree by more than the target itself cannot confirm a 2% bound either way.
+      targets: [['metrics cost: 1 − throughput(on) / throughput(off), median of per-round values', `${pct(cost, 1)} (per round ${costs.map((c) => pct(c, 1)).join(', ')}; daemon CPU per reply ${fmt(cpuUs(runsOn), 1)} vs ${fmt(cpuUs(runsOff), 1)} µs)`, '≤ 2%', spread(costs) > 0.1 ? '**inconclusive** (rounds differ by more than 10 points: a busy machine)' : met(cost <= 0.02)]],
+    };
+  } finally {
+    if (scraping) clearInterval(scraping);
+    await stopChild(on.child);
+    await stopChild(off.child);
+    await mosquitto.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+if (isMain(import.meta.url)) {
+  const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, clients: { type: 'string' }, window: { type: 'string' } } });
+  runMetricsBench({ rounds: Number(values.rounds ?? 5), seconds: Number(values.seconds ?? 4), clients: Number(values.clients ?? 8), window: Number(values.window ?? 4) }).then(
+    (r) => console.log(standalone(r)),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,42 @@
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from '../config/index.js';
+import type { Daemon } from '../daemon/daemon.js';
+import type { ModelHost } from '../daemon/model-host.js';
+import { Metrics } from '../metrics/index.js';
+import type { HttpContext } from './service.js';
+
+/** The daemon's model host, or undefined before it exists (HTTP listens before models load). */
+function hostOf(d: Daemon): ModelHost | undefined {
+  return (d as { models: ModelHost | undefined }).models;
+}
+
+/** Metrics wired to a daemon's capabilities; every gauge is read lazily at scrape time. */
+export function daemonMetrics(d: Daemon): Metrics {
+  return new Metrics({
+    models: () => hostOf(d)?.all() ?? [],
+    state: (name) => d.registry?.summary(name).serving?.status ?? 'active',
+    onTrial: (name) => hostOf(d)?.trialOf(name) !== undefined,
+    drift: (name) => d.drift?.get(name)?.status(),
+    feedback: () => d.feedback?.store.counts() ?? [],
+    liveAccuracy: (name) => d.feedback?.liveAccuracy(name) ?? null,
+    fineTuneRunning: () => d.learning?.status().running != null,
+    syncLastRound: () => d.sync?.status().lastRound ?? null,
+    ready: () => d.readiness(),
+  });
+}
+
+/** The HTTP listener's view of a daemon: models, readiness, limits, the same taps as MQTT. */
+export function daemonHttpContext(d: Daemon, config: ResolvedConfig, version: string, log: Logger): HttpContext {
+  return {
+    config: config.http!,
+    version,
+    models: (name) => hostOf(d)?.get(name),
+    allModels: () => hostOf(d)?.all() ?? [],
+    readiness: () => d.readiness(),
+    limits: config.serving,
+    accepting: () => d.phase === 'serving',
+    metrics: d.metrics,
+    taps: () => ({ predictions: config.feedback.enabled ? d.feedback?.recorder : undefined, onServed: d.driftTap }),
+    log: log.child({ component: 'http' }),
+  };
+}
