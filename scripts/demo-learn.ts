@@ -126,11 +126,11 @@ say(`2. ${cleanEval.rows} clean held-out rows`);
 const clean = await serve(cleanEval);
 say(`   accuracy ${pct(clean.accuracy)}`);
 // Feedback flows all along: labelled rows from before the fault are what fine-tuning replays against forgetting.
-const before = slice(scenario.pool, 1200, scenario.pool.rows - 1200);
+const before = slice(scenario.pool, 900, 500);
 say(`   ${await label((await serve(before)).ids, before.y)} clean rows labelled over MQTT as they are served (feedback by predictionId)`);
 say(`3. field fault '${FAULT}' (${FAULT === 'shift-right' ? 'the camera moved: every image one pixel right' : 'four central pixels stuck at 0'}), ${shiftedEval.rows} rows`);
 const shifted = await serve(shiftedEval);
-await serve(faulty(slice(scenario.pool, 1000, 200), FAULT)); // more faulty traffic: the drift windows fill
+await serve(faulty(slice(scenario.pool, 500, 200), FAULT)); // more faulty traffic: the drift windows fill
 await new Promise((r) => setTimeout(r, 600));
 say(`   accuracy ${pct(shifted.accuracy)}; drift alerts raised: ${driftAlerts}`);
 
