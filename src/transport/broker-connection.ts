@@ -15,7 +15,8 @@ export interface BrokerConnectionOptions {
   rejectUnauthorized?: boolean;
   protocolVersion: 4 | 5;
   keepaliveSeconds: number;
-  will: { topic: string; payload: string };
+  /** Last Will (the daemon's main connection marks the device offline); absent for side connections. */
+  will?: { topic: string; payload: string };
   reconnectMinMs: number;
   reconnectMaxMs: number;
   /**
@@ -70,7 +71,7 @@ function clientOptions(opts: BrokerConnectionOptions, version: 4 | 5): IClientOp
     resubscribe: true,
     reconnectPeriod: opts.reconnectMinMs,
     connectTimeout: 10_000,
-    will: { topic: opts.will.topic, payload: Buffer.from(opts.will.payload), qos: 1, retain: true },
+    will: opts.will ? { topic: opts.will.topic, payload: Buffer.from(opts.will.payload), qos: 1, retain: true } : undefined,
   };
 }
 

@@ -29,6 +29,8 @@ export interface MqttTransportOptions {
  */
 export class MqttTransport {
   private client?: MqttClient;
+  /** Feedback arrives on a connection of its own (see start()). */
+  private feedbackClient?: MqttClient;
   private statusPayload?: string;
 
   constructor(private readonly opts: MqttTransportOptions) {}
@@ -50,8 +52,7 @@ export class MqttTransport {
       const extra = this.extraHandlers.get(topic);
       if (extra) return extra(payload);
       const p = packet.properties;
-      const route = this.opts.onFeedback && topics.feedbackModelOf(topic) !== undefined ? this.opts.onFeedback : this.opts.onRequest;
-      route({
+      this.opts.onRequest({
         topic,
         payload,
         qos: packet.qos,
@@ -66,7 +67,34 @@ export class MqttTransport {
       if (this.statusPayload) void this.publishStatus(this.statusPayload).catch(() => undefined);
     });
     await client.subscribeAsync(topics.inferFilter(this.opts.sharedGroup), { qos: 1 });
-    if (this.opts.onFeedback) await client.subscribeAsync(topics.feedbackFilter(this.opts.sharedGroup), { qos: 1 });
+    if (this.opts.onFeedback) await this.startFeedback(this.opts.onFeedback);
+  }
+
+  /**
+   * Feedback on its own connection. Feedback is mostly fire-and-forget: nothing goes back on the
+   * socket it arrived on, so the daemon's kernel delays its TCP ACK (up to 40 ms), and a broker
+   * with Nagle on (Mosquitto's default) holds every later message to that socket until the ACK
+   * comes. On the request connection that stalled inference behind feedback (a third of the
+   * throughput with 10% feedback); on its own connection it only delays feedback.
+   */
+  private async startFeedback(onFeedback: (req: IncomingRequest) => void): Promise<void> {
+    const { topics, log } = this.opts;
+    const { will: _will, receiveMaximum: _rm, ...connection } = this.opts.connection;
+    const client = await connectBroker({ ...connection, clientId: `${connection.clientId}-fb` }, log?.child({ connection: 'feedback' }));
+    this.feedbackClient = client;
+    client.on('message', (topic, payload, packet) => {
+      const p = packet.properties;
+      onFeedback({
+        topic,
+        payload,
+        qos: packet.qos,
+        meta: { contentType: p?.contentType, userProperties: p?.userProperties as IncomingRequest['meta']['userProperties'] },
+        responseTopic: p?.responseTopic,
+        correlationData: p?.correlationData,
+        messageExpiryInterval: p?.messageExpiryInterval,
+      });
+    });
+    await client.subscribeAsync(topics.feedbackFilter(this.opts.sharedGroup), { qos: 1 });
   }
 
   private holdIntake(client: MqttClient): void {
@@ -122,7 +150,7 @@ export class MqttTransport {
   async stopIntake(): Promise<void> {
     if (!this.client?.connected) return;
     await this.client.unsubscribeAsync(this.opts.topics.inferFilter(this.opts.sharedGroup)).catch(() => undefined);
-    if (this.opts.onFeedback) await this.client.unsubscribeAsync(this.opts.topics.feedbackFilter(this.opts.sharedGroup)).catch(() => undefined);
+    if (this.feedbackClient?.connected) await this.feedbackClient.unsubscribeAsync(this.opts.topics.feedbackFilter(this.opts.sharedGroup)).catch(() => undefined);
   }
 
   /** Publish the final status and disconnect cleanly (no Will is sent on a clean disconnect). */
@@ -134,6 +162,7 @@ export class MqttTransport {
       await Promise.race([client.publishAsync(this.opts.topics.status, finalStatus, { qos: 1, retain: true }), delay(2000)]).catch(() => undefined);
     }
     await client.endAsync(false).catch(() => undefined);
+    await this.feedbackClient?.endAsync(false).catch(() => undefined);
   }
 }
 
