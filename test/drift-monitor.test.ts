@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openModelSource, parseReference, readManifest, type ReferenceProfile } from '../src/bundle/index.js';
 import { DriftMonitor, buildDriftProfile, driftOptions, readReferenceCsv, runModelOnTable, slotOf, type DriftEvent, type DriftOptionsInput, type PredictionLike, type ProfileData } from '../src/drift/index.js';
+import { buildLayout } from '../src/drift/layout.js';
 
 let data: ProfileData;
 let profile: ReferenceProfile;
@@ -154,7 +155,8 @@ describe('DriftMonitor on the digits model', () => {
     m.observe(x, 200);
     m.close('rows');
     const w = m.collect()!.records[0].window;
-    profile.features.forEach((f, j) => {
+    // The layout's edges: the profile's, with range bins where its quantile bins collapsed.
+    buildLayout(profile).channels.slice(0, 64).forEach((f, j) => {
       const expected = new Array<number>(f.edges.length + 1).fill(0);
       for (let r = 0; r < 200; r++) expected[slotOf(f.edges, x[r * 64 + j])]++;
       expect(Array.from(w.slots(j)), f.name).toEqual(expected);

@@ -27,3 +27,22 @@ describe('state permissions whoever starts the daemon', () => {
     }
   });
 });
+
+describe('release signing keys whoever creates them', () => {
+  it('`edgeloop keygen` writes the private key 0600 (also over a 0644 file with --force, with umask 000), the public key 0644', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const os = await import('node:os');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-keys-'));
+    const out = path.join(dir, 'ops.key');
+    writeFileSync(out, 'old', { mode: 0o644 });
+    const old = process.umask(0);
+    try {
+      execFileSync(process.execPath, ['bin/edgeloop.js', 'keygen', '--out', out, '--force', '--json']);
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(statSync(`${out}.pub`).mode & 0o777).toBe(0o644); // public: devices only need its integrity
+  });
+});

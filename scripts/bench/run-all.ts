@@ -17,6 +17,7 @@ import { runFeedbackBench } from './feedback.js';
 import { learningTable, runLearningBench } from './learning.js';
 import { runLearningServing } from './learning-serving.js';
 import { runMetricsBench } from './metrics.js';
+import { runOverload } from './overload.js';
 import { isMain, machine, targetsTable, type TargetRow } from './report.js';
 import { runServing } from './serving.js';
 import { runSwap } from './swap.js';
@@ -77,12 +78,13 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
   const learning = await step('fine-tuning: accuracy recovery per fault and model (about 2 min)', () => runLearningBench());
   const recovery: TargetRow[] = learning.map((r) => [`fine-tune recovery, ${r.model} ${r.fault}: ratio / clean drop`, `${r.ratio.toFixed(2)} / ${(r.cleanDrop * 100).toFixed(1)} points`, '≥ 0.8 / ≤ 2 points', r.ratio >= 0.8 && r.cleanDrop <= 0.02 ? 'met' : '**not met**']);
   const metrics = await step('metrics benchmark: serving with Prometheus metrics on / off (about 60 s)', () => runMetricsBench());
+  const overload = await step('overload: 2,048 requests in flight (about 20 s)', () => runOverload());
   // Last: training switches tfjs backends in this process. PROD as the trainer's worker sets it.
   tf.env().set('PROD', true);
   const inference = await step('toolchain: exported formats', () => runInference());
   const training = await step('toolchain: training', () => runTraining());
   const loadAfter = os.loadavg()[0];
-  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...feedback.targets, ...learnServing.targets, ...recovery, ...metrics.targets, ...inference.targets];
+  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...feedback.targets, ...learnServing.targets, ...recovery, ...metrics.targets, ...overload.targets, ...inference.targets];
   return [
     `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC at commit ${rev}${buildNote}, on ${machine()}; ` +
       `load average ${load.map((x) => x.toFixed(2)).join(' / ')} (1 / 5 / 15 min) before the run${waitNote}, ${loadAfter.toFixed(2)} (1 min) after; ` +
@@ -104,6 +106,8 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
     `### On-device fine-tuning (500 labelled faulty rows + 500 clean replay rows)\n\n${learningTable(learning)}`,
     '',
     metrics.md,
+    '',
+    overload.md,
     '',
     engine,
     '',

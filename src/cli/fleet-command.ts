@@ -22,9 +22,10 @@ export function registerFleet(program: Command): void {
     .action(async (o: { out: string; force?: boolean; json?: boolean }) => {
       try {
         const { privatePem, publicPem, keyid } = (await sync()).generateSigningKey();
-        const flag = o.force ? 'w' : 'wx';
         await fs.mkdir(path.dirname(path.resolve(o.out)), { recursive: true });
-        await fs.writeFile(o.out, privatePem, { mode: 0o600, flag }).catch((err: NodeJS.ErrnoException) => {
+        // Always a new file created 0600: writing over an old 0644 one would show the secret before a chmod.
+        if (o.force) await fs.rm(o.out, { force: true });
+        await fs.writeFile(o.out, privatePem, { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
           throw err.code === 'EEXIST' ? new EdgeloopError('EDGELOOP_USAGE', `${o.out} exists; pass --force to replace it (devices trusting the old key will refuse new releases)`) : err;
         });
         await fs.chmod(o.out, 0o600);

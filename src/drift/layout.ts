@@ -24,6 +24,8 @@ export interface Channel {
   scale: number;
   /** First slot of this channel in a window's flat count array. */
   slot: number;
+  /** The profile's quantile bins collapsed (one bin held nearly every row) and were split over the value range at attach time. */
+  rangeBinned?: boolean;
 }
 
 /** How windows of one reference profile are laid out, and what they are compared with. */
@@ -75,6 +77,48 @@ function channelOf(f: Omit<ReferenceFeature, 'name'> & { name?: string }, name: 
   return { name, kind, edges: f.edges, ref, refRows, mean: f.mean, std: f.std, min: f.min, max: f.max, scale: scaleOf(f.std, f.min, f.max), slot };
 }
 
+/** A bin holding at least this share of the reference rows means the quantile edges collapsed onto one value. */
+export const COLLAPSED_SHARE = 0.9;
+/** Equal-width bins a collapsed bin is split into. */
+const RANGE_BINS = 8;
+
+/**
+ * Range bins for a feature whose quantile edges collapsed (nearly always one value, as 18 of
+ * the 64 digits pixels are nearly always 0): the dominant bin [lo, hi] is split into
+ * RANGE_BINS equal-width bins, so a change inside it (a corner pixel stuck at 8) moves mass
+ * between bins instead of staying in one. The profile keeps no raw rows, so the reference
+ * counts of the new bins are estimated from what it has: a quantile bin that collapsed holds
+ * its point mass at its lower edge (every quantile equals it); the rest of the bin, a share p
+ * found from the feature's mean, is spread evenly over the bin. Existing profiles get this at
+ * attach time: no model is rebuilt. Undefined when the feature needs none.
+ */
+export function rangeBinned(f: ReferenceFeature): ReferenceFeature | undefined {
+  const total = f.underflow + f.overflow + f.counts.reduce((a, b) => a + b, 0);
+  if (total === 0 || !(f.max > f.min)) return undefined; // constant: any other value is over- or underflow already
+  const d = f.counts.findIndex((c) => c >= COLLAPSED_SHARE * total);
+  if (d < 0) return undefined;
+  const lo = f.edges[d];
+  const hi = f.edges[d + 1];
+  if (!(hi > lo)) return undefined;
+  const nd = f.counts[d];
+  // The dominant bin's rows sum to the total minus the other bins' (at their centres) and the tails (at the outer edges).
+  let others = f.underflow * f.min + f.overflow * f.max;
+  f.counts.forEach((c, i) => {
+    if (i !== d) others += c * ((f.edges[i] + f.edges[i + 1]) / 2);
+  });
+  const meanD = (f.mean * total - others) / nd;
+  // Uniform rest of the bin: its mean is the bin's centre; p is where the bin mean says the rest lies.
+  const p = Math.min(0.5, Math.max(1 / nd, (meanD - lo) / ((hi - lo) / 2)));
+  const width = (hi - lo) / RANGE_BINS;
+  const split = Array.from({ length: RANGE_BINS }, (_, k) => (nd * p) / RANGE_BINS + (k === 0 ? nd * (1 - p) : 0));
+  const inner = Array.from({ length: RANGE_BINS - 1 }, (_, k) => lo + (k + 1) * width);
+  return {
+    ...f,
+    edges: [...f.edges.slice(0, d + 1), ...inner, ...f.edges.slice(d + 1)],
+    counts: [...f.counts.slice(0, d), ...split, ...f.counts.slice(d + 1)],
+  };
+}
+
 /** Build the layout of a (validated) reference profile. */
 export function buildLayout(profile: ReferenceProfile): DriftLayout {
   const channels: Channel[] = [];
@@ -83,7 +127,12 @@ export function buildLayout(profile: ReferenceProfile): DriftLayout {
     channels.push(c);
     slot += c.edges.length + 1;
   };
-  for (const f of profile.features) add(channelOf(f, f.name, 'input', slot));
+  const rebinned: string[] = [];
+  for (const f of profile.features) {
+    const r = rangeBinned(f);
+    if (r) rebinned.push(f.name);
+    add({ ...channelOf(r ?? f, f.name, 'input', slot), ...(r ? { rangeBinned: true } : {}) });
+  }
   const d = profile.features.length;
   let projection: DriftLayout['projection'];
   const p = profile.projection;
@@ -115,7 +164,8 @@ export function buildLayout(profile: ReferenceProfile): DriftLayout {
     add(channelOf(pred, 'prediction', 'output', slot));
   }
   const key = createHash('sha256')
-    .update(JSON.stringify([profile.features, profile.projection ?? null, profile.predictions ?? null]))
+    // Range-binned channels lay windows out differently: their windows must not add up with older ones.
+    .update(JSON.stringify([profile.features, profile.projection ?? null, profile.predictions ?? null, ...(rebinned.length ? [{ rangeBins: RANGE_BINS, rebinned }] : [])]))
     .digest('hex')
     .slice(0, 16);
   return { key, inputs: d, channels, output, classes, totalSlots: slot, projection, profile };

@@ -1,0 +1,168 @@
+/**
+ * Overload: 2,048 requests kept in flight against one daemon (its own process, Mosquitto 5,
+ * the digits-cnn model: slower per row than the daemon can be fed). What is read and cannot
+ * be served must be refused at once (EDGELOOP_BUSY), memory must stay bounded (intake limit
+ * and MQTT 5 Receive Maximum instead of a backlog), and no reply may come later than its
+ * deadline plus 250 ms.
+ *
+ *   npx tsx scripts/bench/overload.ts            (needs dist/: npm run build)
+ *   npx tsx scripts/bench/overload.ts --in-flight 4096 --seconds 20
+ */
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import mqtt, { type MqttClient } from 'mqtt';
+import { startMosquitto } from '../../test/helpers/mosquitto.js';
+import { startDaemonChild, stopChild, watchRss, type DaemonChild } from './daemon-child.js';
+import { fmt, isMain, met, percentiles, standalone, table, type BenchResult, type TargetRow } from './report.js';
+
+const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
+const DEVICE_ID = 'bench-overload';
+const MODEL = 'digits-cnn';
+
+export interface OverloadOptions {
+  /** Requests outstanding at every moment (a reply frees a slot, the next request goes at once). */
+  inFlight: number;
+  clients: number;
+  /** How long requests keep coming. */
+  measureMs: number;
+  /** Each request's deadline (its timeoutMs). */
+  deadlineMs: number;
+  /** A reply may come this much after its deadline. */
+  marginMs: number;
+}
+
+export const defaultOverloadOptions: OverloadOptions = { inFlight: 2048, clients: 16, measureMs: 10_000, deadlineMs: 5000, marginMs: 250 };
+
+/** Per reply code: latencies (ms from send to reply). */
+export interface OverloadSample {
+  byCode: Map<string, number[]>;
+  sent: number;
+  /** Requests never answered by the end (deadline + margin after the last one was sent): expired in the broker's queue. */
+  unanswered: number;
+  /** Replies later than deadline + margin. */
+  late: number;
+  worstOverDeadlineMs: number;
+}
+
+/**
+ * Keep `inFlight` requests outstanding over MQTT 5 for `measureMs`, then wait for the rest up to
+ * deadline + margin + 1 s. Every reply is classed by its code ('ok' when it has predictions).
+ */
+export async function overload(url: string, topic: string, rows: number[][], o: OverloadOptions): Promise<OverloadSample> {
+  const byCode = new Map<string, number[]>();
+  const pending = new Map<string, number>();
+  let sent = 0;
+  let late = 0;
+  let worst = -Infinity;
+  let sending = true;
+  const clients: MqttClient[] = [];
+  const per = Math.ceil(o.inFlight / o.clients);
+  const payloads = rows.map((r) => Buffer.from(JSON.stringify({ inputs: r, timeoutMs: o.deadlineMs })));
+  const send = (c: MqttClient, replyTopic: string) => {
+    const id = `${replyTopic}#${sent}`;
+    pending.set(id, performance.now());
+    // MQTT 5 §3.3.2.3.3: the broker counts down the expiry while the request waits for the daemon
+    // to read it (backpressure), and drops it once expired; the daemon serves within what is left.
+    c.publish(topic, payloads[sent++ % payloads.length], {
+      qos: 0,
+      properties: { responseTopic: replyTopic, correlationData: Buffer.from(id), messageExpiryInterval: Math.ceil(o.deadlineMs / 1000) },
+    });
+  };
+  for (let i = 0; i < o.clients; i++) {
+    const c = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0, clientId: `overload-${i}-${process.pid}` });
+    const replyTopic = `bench/overload/${process.pid}/${i}`;
+    c.on('message', (_t, payload, packet) => {
+      const id = packet.properties?.correlationData?.toString() ?? '';
+      const at = pending.get(id);
+      if (at === undefined) return;
+      pending.delete(id);
+      const ms = performance.now() - at;
+      const body = JSON.parse(payload.toString()) as { error?: { code: string } };
+      const code = body.error?.code ?? 'ok';
+      let list = byCode.get(code);
+      if (!list) byCode.set(code, (list = []));
+      list.push(ms);
+      worst = Math.max(worst, ms - o.deadlineMs);
+      if (ms > o.deadlineMs + o.marginMs) late++;
+      if (sending) send(c, replyTopic);
+    });
+    await c.subscribeAsync(replyTopic, { qos: 0 });
+    clients.push(c);
+    (c as MqttClient & { replyTopic?: string }).replyTopic = replyTopic;
+  }
+  // All at once: the burst is the point.
+  for (const c of clients) for (let k = 0; k < per; k++) send(c, (c as MqttClient & { replyTopic?: string }).replyTopic!);
+  await new Promise((r) => setTimeout(r, o.measureMs));
+  sending = false;
+  const until = performance.now() + o.deadlineMs + o.marginMs + 1000;
+  while (pending.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+  const unanswered = pending.size;
+  await Promise.all(clients.map((c) => c.endAsync(true)));
+  return { byCode, sent, unanswered, late, worstOverDeadlineMs: worst };
+}
+
+export async function runOverload(o: OverloadOptions = defaultOverloadOptions): Promise<BenchResult> {
+  if (!existsSync(path.join(root, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  const mosquitto = await startMosquitto();
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-overload-'));
+  let d: DaemonChild | undefined;
+  try {
+    const models = path.join(tmp, 'models');
+    cpSync(path.join(root, 'models', MODEL), path.join(models, MODEL), { recursive: true });
+    d = await startDaemonChild({ url: mosquitto.url, deviceId: DEVICE_ID, home: path.join(tmp, 'home'), config: { modelsDir: models } });
+    const rss = watchRss(d.pid);
+    const baseKb = rss.peakKb();
+    const rows = (JSON.parse(readFileSync(path.join(root, 'test/fixtures/digits-sample.json'), 'utf8')) as { rows: number[][] }).rows;
+    const s = await overload(mosquitto.url, `edgeloop/${DEVICE_ID}/infer/${MODEL}`, rows, o);
+    const peakKb = rss.peakKb();
+    rss.stop();
+    const busy = s.byCode.get('EDGELOOP_BUSY') ?? [];
+    const [busyP50, busyP99] = percentiles(busy, [50, 99]);
+    const replies = [...s.byCode.values()].reduce((n, l) => n + l.length, 0);
+    const rowsOut = [...s.byCode.entries()]
+      .sort((a, b) => b[1].length - a[1].length)
+      .map(([code, l]) => {
+        const [p50, p99, max] = percentiles(l, [50, 99, 100]);
+        return [code, fmt(l.length), fmt(p50, 1), fmt(p99, 1), fmt(max, 1)];
+      });
+    const md = [
+      `### Overload: ${fmt(o.inFlight)} requests in flight (${MODEL}, Mosquitto 5, ${o.clients} clients, ${o.measureMs / 1000} s, deadline ${o.deadlineMs} ms)`,
+      '',
+      table(['reply', 'count', 'p50 ms', 'p99 ms', 'max ms'], rowsOut),
+      '',
+      `${fmt(s.sent)} sent, ${fmt(replies)} replies, ${fmt(s.unanswered)} unanswered; daemon RSS ${fmt(baseKb / 1024)} MB before, peak ${fmt(peakKb / 1024)} MB; ` +
+        `latest reply ${fmt(s.worstOverDeadlineMs)} ms after its deadline. Requests carry an MQTT 5 Message Expiry Interval of ` +
+        `${Math.ceil(o.deadlineMs / 1000)} s: unanswered ones expired in the broker while the daemon was not reading (backpressure).`,
+    ].join('\n');
+    const targets: TargetRow[] = [
+      [`overload (${fmt(o.inFlight)} in flight): EDGELOOP_BUSY p99`, busy.length ? `${fmt(busyP99, 1)} ms (p50 ${fmt(busyP50, 1)}, ${fmt(busy.length)} replies)` : 'no BUSY reply', '< 100 ms', met(busy.length > 0 && busyP99 < 100)],
+      ['overload: daemon peak RSS', `${fmt(peakKb / 1024)} MB`, '< 250 MB', met(peakKb / 1024 < 250)],
+      ['overload: replies later than deadline + 250 ms', `${fmt(s.late)} of ${fmt(replies)} (${fmt(s.unanswered)} expired unanswered in the broker)`, '0', met(s.late === 0)],
+    ];
+    return { md, targets };
+  } finally {
+    if (d) await stopChild(d.child);
+    await mosquitto.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (isMain(import.meta.url)) {
+  const { values } = parseArgs({ options: { 'in-flight': { type: 'string' }, seconds: { type: 'string' }, clients: { type: 'string' } } });
+  const o: OverloadOptions = {
+    ...defaultOverloadOptions,
+    ...(values['in-flight'] ? { inFlight: Number(values['in-flight']) } : {}),
+    ...(values.seconds ? { measureMs: Number(values.seconds) * 1000 } : {}),
+    ...(values.clients ? { clients: Number(values.clients) } : {}),
+  };
+  runOverload(o).then(
+    (r) => console.log(standalone(r)),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
