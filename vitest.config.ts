@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Tests spawn the compiled CLI (test/helpers/cli.ts): dist/ is checked, and built when stale, once per run.
+    globalSetup: ['test/helpers/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Integration tests start brokers and daemons on free ports; two files at a time suit 2 cores.

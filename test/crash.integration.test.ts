@@ -6,7 +6,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readBundle } from '../src/bundle/index.js';
-import { makeVersion } from './helpers/bundles.js';
+import { makeVersion, shippedModels } from './helpers/bundles.js';
+import { CLI } from './helpers/cli.js';
 import { TestClient } from './helpers/clients.js';
 import { digitsSample } from './helpers/fixtures.js';
 import { freePort } from './helpers/mosquitto.js';
@@ -32,8 +33,12 @@ function exited(c: ChildProcess): Promise<void> {
   return c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', () => r()));
 }
 
+// Only the model under test is shipped to the daemon: each of the 23 start-ups loads and warms one
+// model instead of every bundle in models/ (the registry code under kill -9 is the same).
+const shipped = shippedModels('digits-fp32');
+
 async function startDaemon(home: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['bin/edgeloop.js', 'serve', '--home', home, '--port', String(port), '--device-id', 'crash', '--log-level', 'error'], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [...CLI, 'serve', '--home', home, '--models', shipped, '--port', String(port), '--device-id', 'crash', '--log-level', 'error'], { stdio: 'ignore' });
   const until = Date.now() + 20_000;
   while (Date.now() < until) {
     if (await admin(home, 'GET', '/status')) return child;

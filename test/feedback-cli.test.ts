@@ -5,11 +5,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FeedbackStore } from '../src/feedback/index.js';
+import { shippedModels } from './helpers/bundles.js';
+import { CLI } from './helpers/cli.js';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { digitsSample } from './helpers/fixtures.js';
 
 const run = promisify(execFile);
-const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: { ...process.env, EDGELOOP_HOME: '' } });
+const cli = (...args: string[]) => run(process.execPath, [...CLI, ...args], { env: { ...process.env, EDGELOOP_HOME: '' } });
 
 /** A labelled CSV of the digits sample (feature columns as the bundle names them), labels shifted for every 4th row. */
 function digitsCsv(dir: string): { file: string; labels: number[] } {
@@ -28,7 +30,7 @@ describe('edgeloop feedback (CLI)', () => {
   it('imports a CSV through the running daemon, then reports live accuracy (status, report, --json, --svg)', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-fbcli-'));
     const home = path.join(dir, 'home');
-    d = await startDaemon({ config: { home } });
+    d = await startDaemon({ config: { home, modelsDir: shippedModels('digits') } }); // the one model the test feeds
     const { file } = digitsCsv(dir);
     const add = JSON.parse((await cli('feedback', 'add', 'digits', '--data', file, '--home', home, '--json')).stdout);
     expect(add).toMatchObject({ model: 'digits', accepted: 20, mode: 'daemon' });

@@ -7,6 +7,8 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isHoldout } from '../src/feedback/index.js';
+import { shippedModels } from './helpers/bundles.js';
+import { CLI } from './helpers/cli.js';
 import { digitsSample } from './helpers/fixtures.js';
 import { freePort } from './helpers/mosquitto.js';
 
@@ -25,7 +27,7 @@ function statusOk(home: string): Promise<boolean> {
 }
 
 async function startDaemon(home: string, config: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--home', home, '--config', config, '--port', String(port), '--device-id', 'fbcrash', '--log-level', 'error'], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [...CLI, 'serve', '--home', home, '--config', config, '--port', String(port), '--device-id', 'fbcrash', '--log-level', 'error'], { stdio: 'ignore' });
   const until = Date.now() + 40_000;
   while (Date.now() < until) {
     if (await statusOk(home)) return child;
@@ -41,7 +43,8 @@ describe('feedback crash safety', () => {
   it(`kill -9 during feedback intake (${ROUNDS} times): the store stays consistent and loses only the unflushed tail`, async () => {
     const home = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-fbcrash-'));
     const config = path.join(home, '..', `${path.basename(home)}.json`);
-    writeFileSync(config, JSON.stringify({ feedback: { flushIntervalMs: 100, maxPendingRows: MAX_PENDING, holdoutShare: 0.2 } }));
+    // Only the model fed here is shipped: each of the 4 start-ups loads and warms one bundle.
+    writeFileSync(config, JSON.stringify({ modelsDir: shippedModels('digits'), feedback: { flushIntervalMs: 100, maxPendingRows: MAX_PENDING, holdoutShare: 0.2 } }));
     const rounds: { sent: number[]; accepted: number[]; refused: Set<number> }[] = [];
 
     for (let round = 0; round < ROUNDS; round++) {

@@ -8,13 +8,14 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrainRows } from '../src/learning/index.js';
 import { RunStore } from '../src/training/runs/index.js';
+import { CLI } from './helpers/cli.js';
 import { TestClient } from './helpers/clients.js';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { digitsScenario, faulty, randomLabels, slice } from './helpers/learning-scenario.js';
 import { freePort } from './helpers/mosquitto.js';
 
 const exec = promisify(execFile);
-const cli = (...args: string[]) => exec(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: { ...process.env, EDGELOOP_HOME: '' } }).then(
+const cli = (...args: string[]) => exec(process.execPath, [...CLI, ...args], { env: { ...process.env, EDGELOOP_HOME: '' } }).then(
   (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
   (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
 );
@@ -115,6 +116,7 @@ describe('on-device fine-tuning through the daemon', () => {
     await feedback(client, d.deviceId, randomLabels(faulty(slice(scenario.pool, 500, 200), 'shift-right'), 5));
     const home = d.daemon.registry!.home;
     const r = await cli('retrain', 'digits', '--home', home, '--wait', '--json');
+    expect(r.stdout, `no JSON on stdout (exit ${r.code}): ${r.stderr}`).not.toBe('');
     const out = JSON.parse(r.stdout) as { outcome: string; version: string | null; gate: { holdout: { rows: number; gain: number } } | null; parentVersion: string };
     expect(out.outcome, r.stdout + r.stderr).toBe('refused');
     expect(r.code).toBe(6);
@@ -156,7 +158,7 @@ describe('kill -9 during a fine-tune run', () => {
     const config = path.join(home, '..', `${path.basename(home)}.json`);
     writeFileSync(config, JSON.stringify({ modelsDir: modelsWithDigits(), feedback: { flushIntervalMs: 100 }, learning: { auto: false, epochs: 200 } }));
     const port = await freePort();
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--home', home, '--config', config, '--port', String(port), '--device-id', 'lcrash', '--log-level', 'error'], { stdio: 'ignore' });
+    child = spawn(process.execPath, [...CLI, 'serve', '--home', home, '--config', config, '--port', String(port), '--device-id', 'lcrash', '--log-level', 'error'], { stdio: 'ignore' });
     await until('the daemon', () => admin(home, 'GET', '/status').then(() => true, () => false), 40_000);
     const client = await TestClient.connect(`mqtt://127.0.0.1:${port}`, 4);
     await feedback(client, 'lcrash', faulty(slice(scenario.pool, 0, 400), 'shift-right'));

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/store/index.js';
 import { SyncStore, generateSigningKey } from '../src/sync/index.js';
+import { CLI } from './helpers/cli.js';
 import { freePort, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 
 const exec = promisify(execFile);
@@ -21,7 +22,7 @@ async function doctor(config: object): Promise<{ code: number; report: Report; s
   const file = path.join(dir, `config-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(file, JSON.stringify(config));
   try {
-    const { stdout } = await exec(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'doctor', '--json', '--timeout', '2000', '--config', file], { env: { ...process.env, EDGELOOP_HOME: '', EDGELOOP_BROKER: '' } });
+    const { stdout } = await exec(process.execPath, [...CLI, 'doctor', '--json', '--timeout', '2000', '--config', file], { env: { ...process.env, EDGELOOP_HOME: '', EDGELOOP_BROKER: '' } });
     return { code: 0, report: JSON.parse(stdout), stdout };
   } catch (err) {
     const e = err as { code: number; stdout: string };
@@ -126,7 +127,7 @@ describe('edgeloop doctor', () => {
   it('prints a table for people with the failures explained', async () => {
     const file = path.join(dir, 'table.json');
     writeFileSync(file, JSON.stringify({ home: path.join(dir, 'table-home'), broker: { url: `mqtt://127.0.0.1:${await freePort()}` } }));
-    const r = await exec(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'doctor', '--timeout', '1000', '--config', file]).catch((e) => e);
+    const r = await exec(process.execPath, [...CLI, 'doctor', '--timeout', '1000', '--config', file]).catch((e) => e);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/FAIL\s+MQTT broker reachable/);
     expect(r.stdout).toContain('what to do:');

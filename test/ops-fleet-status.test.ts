@@ -2,11 +2,13 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fleetRow, type FleetDevice } from '../src/cli/fleet-status-command.js';
+import { CLI } from './helpers/cli.js';
+import { shippedModels } from './helpers/bundles.js';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 
 const exec = promisify(execFile);
-const fleet = async (...args: string[]) => exec(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'fleet', 'status', ...args]);
+const fleet = async (...args: string[]) => exec(process.execPath, [...CLI, 'fleet', 'status', ...args]);
 
 let mosquitto: Mosquitto;
 const daemons: RunningDaemon[] = [];
@@ -14,7 +16,9 @@ const ids = ['fleet-a', 'fleet-b', 'fleet-c'].map((d) => `${d}-${Math.random().t
 
 beforeAll(async () => {
   mosquitto = await startMosquitto();
-  for (const deviceId of ids) daemons.push(await startDaemon({ broker: mosquitto.url, deviceId }));
+  // Each daemon serves one shipped bundle (the rows list its models; one is enough to check them).
+  const modelsDir = shippedModels('digits');
+  for (const deviceId of ids) daemons.push(await startDaemon({ broker: mosquitto.url, deviceId, config: { modelsDir } }));
 }, 60_000);
 
 afterAll(async () => {

@@ -13,12 +13,13 @@ import { EpochProgress } from '../src/training/charts/index.js';
 import { datasetFromCsv } from '../src/training/data/dataset.js';
 // @ts-expect-error plain JS script without types
 import { staleReason } from '../scripts/build-if-stale.mjs';
+import { CLI } from './helpers/cli.js';
 
 const exec = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-newcomer-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const cli = (...args: string[]) => exec(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: { ...process.env, EDGELOOP_HOME: '' } });
+const cli = (...args: string[]) => exec(process.execPath, [...CLI, ...args], { env: { ...process.env, EDGELOOP_HOME: '' } });
 
 describe('quick start', () => {
   it('npm start serves the device id the README examples use, and `npm install && npm start` stays verbatim', () => {
@@ -68,13 +69,14 @@ describe('logs', () => {
   });
 
   it('serve --log-format pretty prints readable lines; onnxruntime adds no native lines of its own', async () => {
-    const script = path.join(dir, 'ort.mts');
-    writeFileSync(script, `import { OnnxEngine } from ${JSON.stringify(path.join(root, 'src/engine/onnx-engine.ts'))};\nimport { readFileSync } from 'node:fs';\nconst e = await OnnxEngine.create(readFileSync(${JSON.stringify(path.join(root, 'models/digits/model.onnx'))}), { executionProviders: ['tensorrt', 'cuda', 'cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 });\nconsole.log('backend', e.backend);\n`);
-    const r = await exec(process.execPath, ['--import', 'tsx', script], { cwd: root });
+    // The compiled engine (dist/, as test/helpers/cli.ts): plain node, no tsx start-up.
+    const script = path.join(dir, 'ort.mjs');
+    writeFileSync(script, `import { OnnxEngine } from ${JSON.stringify(path.join(root, 'dist/engine/onnx-engine.js'))};\nimport { readFileSync } from 'node:fs';\nconst e = await OnnxEngine.create(readFileSync(${JSON.stringify(path.join(root, 'models/digits/model.onnx'))}), { executionProviders: ['tensorrt', 'cuda', 'cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 });\nconsole.log('backend', e.backend);\n`);
+    const r = await exec(process.execPath, [script], { cwd: root });
     expect(r.stdout.trim()).toBe('backend cpu'); // cuda and tensorrt cannot load here: it fell back
     expect(r.stderr).not.toMatch(/onnxruntime|\[E:/);
 
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--home', path.join(dir, 'home'), '--port', '0', '--device-id', 'pretty1', '--log-format', 'pretty'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EDGELOOP_HOME: '' } });
+    const child = spawn(process.execPath, [...CLI, 'serve', '--home', path.join(dir, 'home'), '--port', '0', '--device-id', 'pretty1', '--log-format', 'pretty'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EDGELOOP_HOME: '' } });
     let out = '';
     const serving = new Promise<void>((resolve) => child.stdout.on('data', (d) => ((out += d), out.includes('edgeloop serving') && resolve())));
     const exited = new Promise((r) => child.once('exit', r));

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSystemdNotifier } from '../src/daemon/systemd-notify.js';
+import { CLI } from './helpers/cli.js';
 
 interface Receiver {
   messages: string[];
@@ -82,7 +83,7 @@ describe('edgeloop serve under systemd (Type=notify)', () => {
     const home = path.join(dir, 'home');
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--home', home, '--port', '0', '--device-id', 'notify1', '--log-level', 'warn'],
+      [...CLI, 'serve', '--home', home, '--port', '0', '--device-id', 'notify1', '--log-level', 'warn'],
       // WATCHDOG_PID is the main PID under systemd; left out here so the child accepts the watchdog.
       { env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '400000', EDGELOOP_HOME: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/index.js';
 import { ModelHost } from '../src/daemon/model-host.js';
 import { Registry, type Change } from '../src/registry/index.js';
+import { CLI } from './helpers/cli.js';
 import { makeVersion } from './helpers/bundles.js';
 import { batchOf, digitsRows, editedVersion, MemoryLabelledRows, trainShuffledDigits } from './helpers/quality.js';
 
@@ -132,7 +133,7 @@ describe('offline activation (no daemon): the CLI gates too, exit code 6', () =>
     await registry.install(shuffled, { actor: 'cli', source: 'manual' });
     registry.close();
     const cli = async (...args: string[]) =>
-      exec(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--home', home]).then(
+      exec(process.execPath, [...CLI, ...args, '--home', home]).then(
         (r) => ({ code: 0, err: r.stderr }),
         (e: { code: number; stderr: string }) => ({ code: e.code, err: e.stderr }),
       );

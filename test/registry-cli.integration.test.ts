@@ -3,12 +3,14 @@ import { statSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixBatchToOne, makeVersion } from './helpers/bundles.js';
+import { fixBatchToOne, makeVersion, shippedModels } from './helpers/bundles.js';
 import { TestClient } from './helpers/clients.js';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { digitsSample } from './helpers/fixtures.js';
 
 const exec = promisify(execFile);
+// The daemons here serve the three digits bundles the tests use, not every bundle in models/.
+const modelsDir = shippedModels('digits', 'digits-fp32', 'digits-tfjs');
 
 /** Run the real CLI; returns exit code, stdout and stderr. */
 async function cli(home: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -35,7 +37,7 @@ describe('field technician CLI over a running daemon, then offline', () => {
 
   beforeAll(async () => {
     v110 = await makeVersion('models/digits-fp32', '1.1.0');
-    d = await startDaemon({ config: { registry: { trial: { minInferences: 10, windowSeconds: 60 } } } });
+    d = await startDaemon({ config: { modelsDir, registry: { trial: { minInferences: 10, windowSeconds: 60 } } } });
     home = d.daemon.registry!.home;
     client = await TestClient.connect(d.url, 4);
   });
@@ -107,7 +109,7 @@ describe('field technician CLI over a running daemon, then offline', () => {
     expect(status.out).toMatch(/daemon: not running/);
     const change = await json(home, 'activate', 'digits-fp32', '1.1.0', '--force', '--reason', 'retry offline');
     expect(change).toMatchObject({ to: '1.1.0' });
-    d = await startDaemon({ config: { home }, deviceId: d.deviceId });
+    d = await startDaemon({ config: { modelsDir, home }, deviceId: d.deviceId });
     client = await TestClient.connect(d.url, 4);
     expect(await served()).toBe('1.1.0');
     expect((await json(home, 'models', 'show', 'digits-fp32')).serving.status).toBe('trial');
@@ -128,7 +130,7 @@ describe('trial failure', () => {
   afterAll(() => d?.stop());
 
   it('rolls a broken release back on its own, with an audit entry and an event', async () => {
-    d = await startDaemon({ config: { registry: { trial: { minInferences: 20, maxErrorRate: 0.05 } }, serving: { maxDelayMs: 5 } } });
+    d = await startDaemon({ config: { modelsDir, registry: { trial: { minInferences: 20, maxErrorRate: 0.05 } }, serving: { maxDelayMs: 5 } } });
     const broken = await makeVersion('models/digits-fp32', '2.0.0-static-batch', fixBatchToOne);
     const registry = d.daemon.registry!;
     await registry.install(broken, { actor: 'fleet', source: 'fleet' });
@@ -166,7 +168,7 @@ describe('hot swap under load', () => {
   afterAll(() => d?.stop());
 
   it('switches versions 10 times while 4 clients send requests, failing none', async () => {
-    d = await startDaemon({ config: { registry: { trial: { minInferences: 1_000_000, windowSeconds: 3600 } } } });
+    d = await startDaemon({ config: { modelsDir, registry: { trial: { minInferences: 1_000_000, windowSeconds: 3600 } } } });
     await d.daemon.registry!.install(await makeVersion('models/digits-tfjs', '1.1.0'), { actor: 'cli', source: 'manual' });
     const clients = await Promise.all([1, 2, 3, 4].map(() => TestClient.connect(d.url, 4)));
     let stop = false;

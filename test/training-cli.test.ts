@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readManifest } from '../src/bundle/index.js';
 import { RunStore } from '../src/training/runs/index.js';
+import { CLI } from './helpers/cli.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-cli-training-'));
 const home = path.join(tmp, 'home');
@@ -15,10 +16,10 @@ interface Result {
   stderr: string;
 }
 
-/** Run the real CLI from the sources, as `npx tsx src/cli/main.ts ...` does. */
+/** Run the real CLI, compiled (test/helpers/cli.ts). */
 function cli(...args: string[]): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EDGELOOP_HOME: home } });
+    const child = spawn(process.execPath, [...CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EDGELOOP_HOME: home } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

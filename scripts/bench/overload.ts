@@ -7,6 +7,9 @@
  *
  *   npx tsx scripts/bench/overload.ts            (needs dist/: npm run build)
  *   npx tsx scripts/bench/overload.ts --in-flight 4096 --seconds 20
+ *   npx tsx scripts/bench/overload.ts --queue-limit 4096        (serving.queueLimit; --intake-limit, --max-batch)
+ *   OVERLOAD_LOG=1 … prints the daemon's log tail and when the last reply came; OVERLOAD_NO_EXPIRY=1 sends
+ *   requests without a Message Expiry Interval (to tell losses in the broker from the daemon's).
  */
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -32,6 +35,8 @@ export interface OverloadOptions {
   deadlineMs: number;
   /** A reply may come this much after its deadline. */
   marginMs: number;
+  /** serving.* overrides for the daemon (default: the shipped defaults). */
+  serving?: { queueLimit?: number; intakeLimit?: number; maxBatch?: number };
 }
 
 export const defaultOverloadOptions: OverloadOptions = { inFlight: 2048, clients: 16, measureMs: 10_000, deadlineMs: 5000, marginMs: 250 };
@@ -58,6 +63,7 @@ export async function overload(url: string, topic: string, rows: number[][], o: 
   let late = 0;
   let worst = -Infinity;
   let sending = true;
+  let lastReplyAt = 0;
   const clients: MqttClient[] = [];
   const per = Math.ceil(o.inFlight / o.clients);
   const payloads = rows.map((r) => Buffer.from(JSON.stringify({ inputs: r, timeoutMs: o.deadlineMs })));
@@ -68,7 +74,7 @@ export async function overload(url: string, topic: string, rows: number[][], o: 
     // to read it (backpressure), and drops it once expired; the daemon serves within what is left.
     c.publish(topic, payloads[sent++ % payloads.length], {
       qos: 0,
-      properties: { responseTopic: replyTopic, correlationData: Buffer.from(id), messageExpiryInterval: Math.ceil(o.deadlineMs / 1000) },
+      properties: { responseTopic: replyTopic, correlationData: Buffer.from(id), ...(process.env.OVERLOAD_NO_EXPIRY ? {} : { messageExpiryInterval: Math.ceil(o.deadlineMs / 1000) }) },
     });
   };
   for (let i = 0; i < o.clients; i++) {
@@ -86,6 +92,7 @@ export async function overload(url: string, topic: string, rows: number[][], o: 
       if (!list) byCode.set(code, (list = []));
       list.push(ms);
       worst = Math.max(worst, ms - o.deadlineMs);
+      lastReplyAt = performance.now();
       if (ms > o.deadlineMs + o.marginMs) late++;
       if (sending) send(c, replyTopic);
     });
@@ -100,6 +107,7 @@ export async function overload(url: string, topic: string, rows: number[][], o: 
   const until = performance.now() + o.deadlineMs + o.marginMs + 1000;
   while (pending.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
   const unanswered = pending.size;
+  if (process.env.OVERLOAD_LOG) console.error(`last reply ${Math.round(lastReplyAt - (until - o.deadlineMs - o.marginMs - 1000))} ms after sending stopped`);
   await Promise.all(clients.map((c) => c.endAsync(true)));
   return { byCode, sent, unanswered, late, worstOverDeadlineMs: worst };
 }
@@ -112,12 +120,13 @@ export async function runOverload(o: OverloadOptions = defaultOverloadOptions): 
   try {
     const models = path.join(tmp, 'models');
     cpSync(path.join(root, 'models', MODEL), path.join(models, MODEL), { recursive: true });
-    d = await startDaemonChild({ url: mosquitto.url, deviceId: DEVICE_ID, home: path.join(tmp, 'home'), config: { modelsDir: models } });
+    d = await startDaemonChild({ url: mosquitto.url, deviceId: DEVICE_ID, home: path.join(tmp, 'home'), config: { modelsDir: models, ...(o.serving ? { serving: o.serving } : {}) } });
     const rss = watchRss(d.pid);
     const baseKb = rss.peakKb();
     const rows = (JSON.parse(readFileSync(path.join(root, 'test/fixtures/digits-sample.json'), 'utf8')) as { rows: number[][] }).rows;
     const s = await overload(mosquitto.url, `edgeloop/${DEVICE_ID}/infer/${MODEL}`, rows, o);
     const peakKb = rss.peakKb();
+    if (process.env.OVERLOAD_LOG) console.error(d.log());
     rss.stop();
     const busy = s.byCode.get('EDGELOOP_BUSY') ?? [];
     const [busyP50, busyP99] = percentiles(busy, [50, 99]);
@@ -129,7 +138,7 @@ export async function runOverload(o: OverloadOptions = defaultOverloadOptions): 
         return [code, fmt(l.length), fmt(p50, 1), fmt(p99, 1), fmt(max, 1)];
       });
     const md = [
-      `### Overload: ${fmt(o.inFlight)} requests in flight (${MODEL}, Mosquitto 5, ${o.clients} clients, ${o.measureMs / 1000} s, deadline ${o.deadlineMs} ms)`,
+      `### Overload: ${fmt(o.inFlight)} requests in flight (${MODEL}, Mosquitto 5, ${o.clients} clients, ${o.measureMs / 1000} s, deadline ${o.deadlineMs} ms${o.serving ? `, serving ${JSON.stringify(o.serving)}` : ''}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})`,
       '',
       table(['reply', 'count', 'p50 ms', 'p99 ms', 'max ms'], rowsOut),
       '',
@@ -151,13 +160,20 @@ export async function runOverload(o: OverloadOptions = defaultOverloadOptions): 
 }
 
 if (isMain(import.meta.url)) {
-  const { values } = parseArgs({ options: { 'in-flight': { type: 'string' }, seconds: { type: 'string' }, clients: { type: 'string' } } });
+  const { values } = parseArgs({ options: { 'in-flight': { type: 'string' }, seconds: { type: 'string' }, clients: { type: 'string' }, 'queue-limit': { type: 'string' }, 'intake-limit': { type: 'string' }, 'max-batch': { type: 'string' } } });
   const o: OverloadOptions = {
     ...defaultOverloadOptions,
     ...(values['in-flight'] ? { inFlight: Number(values['in-flight']) } : {}),
     ...(values.seconds ? { measureMs: Number(values.seconds) * 1000 } : {}),
     ...(values.clients ? { clients: Number(values.clients) } : {}),
   };
+  if (values['queue-limit'] || values['intake-limit'] || values['max-batch']) {
+    o.serving = {
+      ...(values['queue-limit'] ? { queueLimit: Number(values['queue-limit']) } : {}),
+      ...(values['intake-limit'] ? { intakeLimit: Number(values['intake-limit']) } : {}),
+      ...(values['max-batch'] ? { maxBatch: Number(values['max-batch']) } : {}),
+    };
+  }
   runOverload(o).then(
     (r) => console.log(standalone(r)),
     (err) => {

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { runDriftBench } from './drift.js';
 import { runEngine } from './engine.js';
 import { runFeedbackBench } from './feedback.js';
+import { runHttpBench } from './http.js';
 import { learningTable, runLearningBench } from './learning.js';
 import { runLearningServing } from './learning-serving.js';
 import { runMetricsBench } from './metrics.js';
@@ -79,12 +80,13 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
   const recovery: TargetRow[] = learning.map((r) => [`fine-tune recovery, ${r.model} ${r.fault}: ratio / clean drop`, `${r.ratio.toFixed(2)} / ${(r.cleanDrop * 100).toFixed(1)} points`, '≥ 0.8 / ≤ 2 points', r.ratio >= 0.8 && r.cleanDrop <= 0.02 ? 'met' : '**not met**']);
   const metrics = await step('metrics benchmark: serving with Prometheus metrics on / off (about 60 s)', () => runMetricsBench());
   const overload = await step('overload: 2,048 requests in flight (about 20 s)', () => runOverload());
+  const httpBench = await step('HTTP /predict vs Flask + scikit-learn under gunicorn (about 90 s)', () => runHttpBench());
   // Last: training switches tfjs backends in this process. PROD as the trainer's worker sets it.
   tf.env().set('PROD', true);
   const inference = await step('toolchain: exported formats', () => runInference());
   const training = await step('toolchain: training', () => runTraining());
   const loadAfter = os.loadavg()[0];
-  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...feedback.targets, ...learnServing.targets, ...recovery, ...metrics.targets, ...overload.targets, ...inference.targets];
+  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...feedback.targets, ...learnServing.targets, ...recovery, ...metrics.targets, ...overload.targets, ...httpBench.targets, ...inference.targets];
   return [
     `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC at commit ${rev}${buildNote}, on ${machine()}; ` +
       `load average ${load.map((x) => x.toFixed(2)).join(' / ')} (1 / 5 / 15 min) before the run${waitNote}, ${loadAfter.toFixed(2)} (1 min) after; ` +
@@ -108,6 +110,8 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
     metrics.md,
     '',
     overload.md,
+    '',
+    httpBench.md,
     '',
     engine,
     '',

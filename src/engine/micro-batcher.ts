@@ -81,6 +81,11 @@ export class MicroBatcher {
     return this.rowSizes.get(input)!;
   }
 
+  /** True when submit() would answer EDGELOOP_BUSY: lets the transport refuse before decoding a payload. */
+  get full(): boolean {
+    return this.queue.length - this.head >= this.opts.queueLimit;
+  }
+
   /** Queue `rows` rows (feeds hold rows x rowSize values per input); resolves with this request's outputs. */
   submit(feeds: Readonly<Record<string, TypedArray>>, rows: number, deadline: number): Promise<RowsResult> {
     if (this.closed) return Promise.reject(new EdgeloopError('EDGELOOP_SHUTTING_DOWN', 'the daemon is shutting down'));

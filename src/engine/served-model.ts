@@ -85,6 +85,11 @@ export class ServedModel {
     return this.batcher.stats;
   }
 
+  /** The model queue is full (serving.queueLimit): a request now would get EDGELOOP_BUSY. */
+  get busy(): boolean {
+    return this.batcher.full;
+  }
+
   /** Run `rows` decoded rows (fresh arrays: standardised in place) and post-process them. */
   async predict(feeds: Record<string, TypedArray>, rows: number, deadline: number): Promise<PredictResult> {
     if (this.mean && this.invStd) {

@@ -96,7 +96,9 @@ async function predict(ctx: HttpContext, { req, res, body }: RouteCall): Promise
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new EdgeloopError('EDGELOOP_BAD_JSON', 'body must be a JSON object such as {"features":[...]}');
     const o = parsed as { features?: unknown; model?: unknown };
-    const q = new URL(req.url ?? '/', 'http://x').searchParams.get('model');
+    const url = req.url ?? '/';
+    const qs = url.indexOf('?');
+    const q = qs < 0 ? null : new URLSearchParams(url.slice(qs + 1)).get('model');
     const name = q ?? (typeof o.model === 'string' ? o.model : undefined);
     const all = ctx.allModels();
     if (name === undefined && all.length !== 1) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `name the model with ?model= or "model" (served: ${all.map((m) => m.name).join(', ')})`);

@@ -31,7 +31,10 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 
 export function send(res: ServerResponse, status: number, body: string | Buffer, contentType: string, headers: Record<string, string | number> = {}): void {
   if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), ...headers });
+  // A flat [name, value, ...] list: node writes it as is, without merging an object's keys.
+  const list: (string | number)[] = ['content-type', contentType, 'content-length', Buffer.byteLength(body)];
+  for (const k in headers) list.push(k, headers[k]);
+  res.writeHead(status, list as unknown as string[]);
   res.end(body);
 }
 

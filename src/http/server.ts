@@ -58,12 +58,23 @@ export async function listen(config: HttpConfig, routes: readonly Route[], maxBo
       sendError(res, err);
     });
   };
+  // Fixed paths (no parameters) by exact lookup first: /predict is then one Map.get, not a dozen
+  // regexes; anything else (other methods, parameterised paths) goes through the list as before.
+  const literal = new Map<string, Route[]>();
+  for (const route of routes) {
+    const m = /^\^((?:[\w.-]|\\\/)+)\$$/.exec(route.path.source);
+    if (m) {
+      const p = m[1].replace(/\\\//g, '/');
+      literal.set(p, [...(literal.get(p) ?? []), route]);
+    }
+  }
   const dispatch = async (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
     let allowed = false;
-    for (const route of routes) {
+    const exact = literal.get(pathname)?.find((r) => r.method === req.method);
+    for (const route of exact ? [exact] : routes) {
       const m = route.path.exec(pathname);
       if (!m) continue;
       if (route.method !== req.method) {

@@ -304,6 +304,8 @@ export class LearningService {
   }
 
   private emit(e: { type: LearningEvent['type']; model: string; runId?: number; message: string; [key: string]: unknown }): void {
+    // The outcome is final once announced: a retrain asked for on hearing it must not be BUSY.
+    if ((e.type === 'promoted' || e.type === 'refused' || e.type === 'failed') && this.running?.runId === e.runId) this.running = undefined;
     const event: LearningEvent = { ...e, at: new Date(this.now()).toISOString() };
     this.opts.log?.[e.type === 'failed' ? 'warn' : 'info']({ learning: { type: e.type, model: e.model, runId: e.runId } }, e.message);
     this.opts.onEvent?.(event);

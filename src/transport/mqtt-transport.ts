@@ -122,7 +122,26 @@ export class MqttTransport {
     if (problem) return Promise.reject(new EdgeloopError('EDGELOOP_BAD_INPUT', `not published to an invalid topic: ${problem}`));
     const options: IClientPublishOptions = { qos };
     if (correlationData) options.properties = { correlationData, contentType: 'application/json' };
+    this.batchWrites(client);
     return new Promise((resolve, reject) => client.publish(topic, payload, options, (err) => (err ? reject(err) : resolve())));
+  }
+
+  private corked = false;
+
+  /**
+   * Replies of one event-loop turn leave in one socket write: under overload thousands of
+   * EDGELOOP_BUSY replies are published per second, and a write (and a TCP segment, no Nagle)
+   * per reply made them queue behind each other. mqtt-packet corks only within one tick.
+   */
+  private batchWrites(client: MqttClient): void {
+    const stream = client.stream as { cork?: () => void; uncork?: () => void } | undefined;
+    if (this.corked || !stream?.cork || !stream.uncork) return;
+    this.corked = true;
+    stream.cork();
+    setImmediate(() => {
+      this.corked = false;
+      stream.uncork!();
+    });
   }
 
   /** Retained status message; kept so it can be re-sent after a reconnect. */

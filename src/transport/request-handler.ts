@@ -132,6 +132,8 @@ export class RequestHandler {
         envelope = decodeRequest(req.payload, req.meta, [{ name: 'input', dtype: 'float32', rowSize: 1 }], this.opts.limits).envelope;
         throw new EdgeloopError('EDGELOOP_MODEL_NOT_FOUND', `model '${modelName}' is not served here`);
       }
+      // Overload: refuse before decoding when the reply address needs no decoding (MQTT 5).
+      if (model.busy && req.responseTopic !== undefined && !responseProblem) throw new EdgeloopError('EDGELOOP_BUSY', `model '${model.name}' queue is full: retry after a short back-off`);
       const decoded = decodeRequest(req.payload, req.meta, model.inputs, this.opts.limits);
       envelope = decoded.envelope;
       if (!decoded.ok) throw decoded.error;
@@ -139,6 +141,8 @@ export class RequestHandler {
       const timeoutMs = this.timeoutFor(req, envelope);
       clientDeadline = timeoutMs < this.opts.timeoutMs;
       const deadline = Date.now() + timeoutMs;
+      // Refused before the prediction ring keeps a copy of the feeds (3.1.1: the reply address needed decoding).
+      if (model.busy) throw new EdgeloopError('EDGELOOP_BUSY', `model '${model.name}' queue is full: retry after a short back-off`);
       const tap = this.opts.predictions;
       const token = tap?.before(model, decoded.feeds, decoded.rows);
       modelRan = true;

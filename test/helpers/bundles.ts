@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { cpSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
@@ -6,6 +6,17 @@ import { readBundle, writeBundle } from '../../src/bundle/index.js';
 
 const { onnx } = onnxProto;
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-versions-'));
+
+/**
+ * A models folder holding copies of only the named bundles from models/: a daemon started on
+ * it loads and warms just those, not every shipped bundle (a test that restarts daemons often
+ * pays that at each start).
+ */
+export function shippedModels(...names: string[]): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-shipped-'));
+  for (const name of names) cpSync(path.join('models', name), path.join(dir, name), { recursive: true });
+  return dir;
+}
 
 /** A copy of a shipped bundle under another version (optionally with its model file transformed). */
 export async function makeVersion(src: string, version: string, transform?: (bytes: Uint8Array) => Uint8Array): Promise<string> {
