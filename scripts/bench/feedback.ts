@@ -157,7 +157,9 @@ async function runBroker(broker: BrokerKind, o: FeedbackBenchOptions): Promise<B
   const mosquitto = await startMosquitto(undefined, broker === 'nodelay' ? 'allow_anonymous true\nset_tcp_nodelay true' : undefined);
   const home = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-bench-fb-'));
   // A rate limit well above the offered feedback: the bench measures the cost, not the limiter.
-  const d = await startDaemonChild({ url: mosquitto.url, deviceId: DEVICE, home, config: { feedback: { ratePerSecond: 100_000, burst: 100_000 } }, nodeArgs: o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [] });
+  // No automatic fine-tuning: the bench's labels are mostly wrong, so an accuracy alert opens and
+  // a fine-tune would start, whose CPU is the learning bench's to measure, not the feedback's.
+  const d = await startDaemonChild({ url: mosquitto.url, deviceId: DEVICE, home, config: { feedback: { ratePerSecond: 100_000, burst: 100_000 }, learning: { auto: false } }, nodeArgs: o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [] });
   try {
     const gen = (feedbackEvery: number): GenOptions => ({ url: mosquitto.url, clients: o.clients, window: o.window, warmupMs: 1000, measureMs: o.seconds * 1000, feedbackEvery });
     const none: GenResult[] = [];
