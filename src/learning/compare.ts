@@ -2,6 +2,7 @@ import { openModelSource } from '../bundle/index.js';
 import { loadModel, type EngineOptions } from '../engine/index.js';
 import { argmaxRows, enginePredict, predictAll, standardizeLikeDaemon, toProbabilities } from '../training/evaluate/index.js';
 import { EVAL_ENGINE_OPTIONS } from '../training/pipeline/index.js';
+import { mcnemarOneSided } from '../quality/paired.js';
 import { anchorRows, featuresOf } from './data.js';
 import type { TrainRows } from './types.js';
 
@@ -37,16 +38,9 @@ export interface CompareResult {
   };
 }
 
-/** P(X >= k) for X ~ Binomial(n, 1/2): the one-sided exact McNemar test on discordant pairs. */
+/** P(X >= k) for X ~ Binomial(n, 1/2): the one-sided exact McNemar test on discordant pairs (src/quality's). */
 export function mcnemarPValue(k: number, n: number): number {
-  if (n === 0) return 1;
-  let logC = 0;
-  let p = 0;
-  for (let i = 0; i <= n; i++) {
-    if (i > 0) logC += Math.log((n - i + 1) / i);
-    if (i >= k) p += Math.exp(logC - n * Math.LN2);
-  }
-  return Math.min(1, p);
+  return mcnemarOneSided(k, n - k);
 }
 
 /** Top-1 class of every row through a bundle's real engine, with its own preprocessing. */
