@@ -42,7 +42,7 @@ async function startDaemon(home: string, port: number): Promise<ChildProcess> {
   const until = Date.now() + 20_000;
   while (Date.now() < until) {
     if (await admin(home, 'GET', '/status')) return child;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error('daemon did not come up');
 }

@@ -1,12 +1,11 @@
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { readBundle } from '../bundle/index.js';
 import { resolveConfig, readConfigFile } from '../config/index.js';
 import { ADMIN_SOCKET } from '../daemon/admin-server.js';
 import { lockHolder } from '../daemon/state-lock.js';
 import { EdgeloopError, type ErrorCode } from '../errors.js';
-import { Registry, type Prepare } from '../registry/index.js';
+import type { Prepare, Registry } from '../registry/index.js';
 import { DB_FILE } from '../store/index.js';
 
 /** How a CLI command reaches the state: through the running daemon, or directly on disk. */
@@ -27,6 +26,7 @@ export function resolveHome(o: HomeOptions): string {
 
 /** Offline changes verify the target's files before recording anything. */
 export const verifyOnly: Prepare = async (_row, dir) => {
+  const { readBundle } = await import('../bundle/index.js');
   await readBundle(dir);
 };
 
@@ -55,7 +55,9 @@ export async function openState(o: HomeOptions, opts: { create?: boolean } = {})
   if (!opts.create && !existsSync(path.join(home, DB_FILE))) {
     throw new EdgeloopError('EDGELOOP_USAGE', `no Edgeloop state in ${home} (start the daemon once, or pass --home)`);
   }
-  return { mode: 'offline', home, registry: new Registry(home) };
+  // The registry (SQLite, the bundle and engine code) loads only when the CLI works offline.
+  const { Registry: OfflineRegistry } = await import('../registry/index.js');
+  return { mode: 'offline', home, registry: new OfflineRegistry(home) };
 }
 
 function adminCall<T>(socketPath: string, method: string, p: string, body?: unknown): Promise<T> {

@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { readConfigFile, resolveConfig } from '../config/index.js';
-import { loadServedModel } from '../daemon/load-models.js';
-import { activateGatedOffline } from '../quality/index.js';
 import type { Change, Registry } from '../registry/index.js';
 import { modelsTable, print, stateOptions } from './models-command.js';
 import { fail, table } from './output.js';
@@ -35,8 +33,10 @@ const liveCell = (l: LiveModel['liveAccuracy']) =>
   !l || l.rows === 0 ? '-' : `${l.accuracy !== undefined ? `${(l.accuracy * 100).toFixed(1)}%` : `MAE ${l.mae?.toPrecision(3)}`} (${l.rows})${l.alert ? ' !' : ''}`;
 
 /** Offline, the CLI gates too: it loads the target and the serving version with the device config's engines. */
-function activateOffline(registry: Registry, name: string, version: string, o: Opts): Promise<Change> {
+async function activateOffline(registry: Registry, name: string, version: string, o: Opts): Promise<Change> {
   const config = resolveConfig(o.config ? readConfigFile(o.config) : {}, { home: o.home });
+  // Loaded here, not at start-up: only an offline activation runs models in the CLI.
+  const [{ loadServedModel }, { activateGatedOffline }] = await Promise.all([import('../daemon/load-models.js'), import('../quality/index.js')]);
   return activateGatedOffline(registry, name, version, { actor: 'cli', reason: o.reason, force: o.force }, {
     policy: config.registry.gate,
     load: (dir) => loadServedModel(dir, config, { ...config.serving }),

@@ -1,17 +1,11 @@
-import type { Command } from 'commander';
-import { registerEnsemble } from './ensemble-command.js';
-import { registerEval } from './eval-command.js';
-import { registerExport } from './export-command.js';
-import { registerRuns } from './runs-command.js';
-import { registerTrain } from './train-command.js';
-import { registerTune } from './tune-command.js';
+import type { CommandGroup } from './command-groups.js';
 
-/** The training toolchain's command groups: train, eval, tune, ensemble, export, runs. */
-export function registerToolchain(program: Command): void {
-  registerTrain(program);
-  registerEval(program);
-  registerTune(program);
-  registerEnsemble(program);
-  registerExport(program);
-  registerRuns(program);
-}
+/** The training toolchain's commands: train, eval, tune, ensemble, export, runs, each loaded when it runs. */
+export const TOOLCHAIN_GROUPS: readonly CommandGroup[] = [
+  { names: ['train'], load: async () => (await import('./train-command.js')).registerTrain },
+  { names: ['eval'], load: async () => (await import('./eval-command.js')).registerEval },
+  { names: ['tune'], load: async () => (await import('./tune-command.js')).registerTune },
+  { names: ['ensemble'], load: async () => (await import('./ensemble-command.js')).registerEnsemble },
+  { names: ['export'], load: async () => (await import('./export-command.js')).registerExport },
+  { names: ['runs'], load: async () => (await import('./runs-command.js')).registerRuns },
+];
