@@ -23,6 +23,7 @@
  * is replaced by a seeded generator while a model trains; running it twice writes the same
  * bytes.
  */
+import { prng } from '../src/training/data/split.js';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -35,17 +36,6 @@ const DIGITS_TRAIN_ROWS = 1200;
 
 const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
 
-/** mulberry32: a small seeded generator standing in for Math.random. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function trainOnDigits(model: tfl.LayersModel): Promise<void> {
   const { x, labels } = digits();
@@ -125,7 +115,7 @@ async function main(): Promise<void> {
   for (const [name, { build, train }] of Object.entries(FIXTURES)) {
     const started = Date.now();
     const model = build();
-    Math.random = seededRandom(1);
+    Math.random = prng(1);
     try {
       await train(model);
     } finally {

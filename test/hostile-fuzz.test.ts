@@ -1,3 +1,4 @@
+import { prng } from '../src/training/data/split.js';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBinaryRequest } from './helpers/binary.js';
@@ -23,17 +24,6 @@ const MAX_PAYLOAD = 64 * 1024;
 const HOSTILE = 1500;
 const VALID = 150;
 
-/** mulberry32: small, seeded, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A: answered exactly once at the client's address. B: answered once, at the client's address
@@ -51,7 +41,7 @@ interface Hostile {
 }
 
 function generator(seed: number, version: 4 | 5, replyTo: string, deviceId: string) {
-  const r = rng(seed);
+  const r = prng(seed);
   const int = (n: number) => Math.floor(r() * n);
   const pick = <T,>(xs: readonly T[]): T => xs[int(xs.length)];
   const row = () => digitsSample.rows[int(digitsSample.rows.length)];

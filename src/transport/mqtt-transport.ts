@@ -1,4 +1,4 @@
-import type { MqttClient, IClientPublishOptions } from 'mqtt';
+import type { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { connectBroker, type BrokerConnectionOptions } from './broker-connection.js';
 import type { IncomingRequest } from './request-handler.js';
@@ -51,16 +51,7 @@ export class MqttTransport {
     client.on('message', (topic, payload, packet) => {
       const extra = this.extraHandlers.get(topic);
       if (extra) return extra(payload);
-      const p = packet.properties;
-      this.opts.onRequest({
-        topic,
-        payload,
-        qos: packet.qos,
-        meta: { contentType: p?.contentType, userProperties: p?.userProperties as IncomingRequest['meta']['userProperties'] },
-        responseTopic: p?.responseTopic,
-        correlationData: p?.correlationData,
-        messageExpiryInterval: p?.messageExpiryInterval,
-      });
+      this.opts.onRequest(toRequest(topic, payload, packet));
     });
     // After a reconnect the broker has the Will's "offline" retained: say online again.
     client.on('connect', () => {
@@ -83,16 +74,7 @@ export class MqttTransport {
     const client = await connectBroker({ ...connection, clientId: `${connection.clientId}-fb` }, log?.child({ connection: 'feedback' }));
     this.feedbackClient = client;
     client.on('message', (topic, payload, packet) => {
-      const p = packet.properties;
-      onFeedback({
-        topic,
-        payload,
-        qos: packet.qos,
-        meta: { contentType: p?.contentType, userProperties: p?.userProperties as IncomingRequest['meta']['userProperties'] },
-        responseTopic: p?.responseTopic,
-        correlationData: p?.correlationData,
-        messageExpiryInterval: p?.messageExpiryInterval,
-      });
+      onFeedback(toRequest(topic, payload, packet));
     });
     await client.subscribeAsync(topics.feedbackFilter(this.opts.sharedGroup), { qos: 1 });
   }
@@ -183,6 +165,20 @@ export class MqttTransport {
     await client.endAsync(false).catch(() => undefined);
     await this.feedbackClient?.endAsync(false).catch(() => undefined);
   }
+}
+
+/** An MQTT message as the request handlers take it (MQTT 5 properties when the client sent them). */
+function toRequest(topic: string, payload: Buffer, packet: IPublishPacket): IncomingRequest {
+  const p = packet.properties;
+  return {
+    topic,
+    payload,
+    qos: packet.qos,
+    meta: { contentType: p?.contentType, userProperties: p?.userProperties as IncomingRequest['meta']['userProperties'] },
+    responseTopic: p?.responseTopic,
+    correlationData: p?.correlationData,
+    messageExpiryInterval: p?.messageExpiryInterval,
+  };
 }
 
 function delay(ms: number): Promise<void> {
