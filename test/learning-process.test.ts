@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,12 +50,22 @@ describe('the trainer process', () => {
   it('kill -9 mid-run: the outcome is interrupted and no candidate folder remains', async () => {
     const work = await workDir('killed');
     const seen: FineTuneProgress[] = [];
+    const sched: { policy: number; nice: number }[] = [];
     const run = fineTune({ bundleDir: DIGITS, rows: rows(), replay: replay(), workDir: work, onProgress: (p) => {
       seen.push(p);
-      if (p.stage === 'training' && p.epoch === 1 && run.pid) process.kill(run.pid, 'SIGKILL');
+      if (p.stage === 'training' && p.epoch === 1 && run.pid) {
+        // /proc/<pid>/stat after the command (which may hold spaces): field 19 is nice, 41 the policy.
+        const f = readFileSync(`/proc/${run.pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+        sched.push({ nice: Number(f[16]), policy: Number(f[38]) });
+        process.kill(run.pid, 'SIGKILL');
+      }
     } });
     const r = await run.result;
     expect(r).toMatchObject({ outcome: 'interrupted', reason: 'killed' });
+    // The default: SCHED_IDLE (policy 5) on Linux when chrt is there, and nice 10 in any case.
+    expect(sched).toHaveLength(1);
+    expect(sched[0].nice).toBe(10);
+    if (process.platform === 'linux' && existsSync('/usr/bin/chrt')) expect(sched[0].policy).toBe(5);
     expect(seen.some((p) => p.stage === 'training')).toBe(true);
     expect(await fs.readdir(work)).toEqual([]);
   }, 60_000);

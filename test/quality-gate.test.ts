@@ -30,7 +30,7 @@ afterAll(async () => {
 describe('scoring on labelled raw rows', () => {
   it('scores the shipped digits models on their anchor set, ONNX and tfjs alike, and leaves the rows raw', async () => {
     for (const m of [onnx, tfjs]) {
-      const set = gateRows(m, undefined, undefined, 0);
+      const set = await gateRows(m, undefined, undefined, 0);
       expect(set).toMatchObject({ rows: 32, anchorRows: 32, holdoutRows: 0, features: 64 });
       const before = set.x.slice();
       const s = await scoreModel(m, set, { maxBatch: 5 });
@@ -45,14 +45,14 @@ describe('scoring on labelled raw rows', () => {
     const labelled = new MemoryLabelledRows();
     labelled.add('digits', digits.rows.slice(0, 300), digits.labels.slice(0, 300), true, '1.0.0');
     labelled.add('digits', digits.rows.slice(300, 400), digits.labels.slice(300, 400), false, '1.0.0');
-    const set = gateRows(onnx, onnx, labelled, 100);
+    const set = await gateRows(onnx, onnx, labelled, 100);
     expect(set).toMatchObject({ anchorRows: 32, holdoutRows: 100, rows: 132 });
     expect(set.truth.slice(32)).toEqual(digits.labels.slice(200, 300).reverse().map(String));
     expect((await scoreModel(onnx, set)).accuracy).toBeGreaterThan(0.95);
   });
 
   it('regression: MAE and RMSE on the anchor values', async () => {
-    const set = gateRows(diabetes, undefined, undefined, 0);
+    const set = await gateRows(diabetes, undefined, undefined, 0);
     const s = await scoreModel(diabetes, set);
     expect(set.task).toBe('regression');
     expect(s.mae).toBeGreaterThan(10);

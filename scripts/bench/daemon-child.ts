@@ -4,7 +4,7 @@
  * benchmarks. Also: CPU time and RSS of a process from /proc.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -163,6 +163,8 @@ export async function startDaemonChild(o: { url: string; deviceId: string; home:
   };
   child.stdout!.on('data', keeper());
   child.stderr!.on('data', keeper());
+  // Investigation only: the whole output in a file (e.g. with nodeArgs ['--trace-gc']).
+  if (process.env.BENCH_DAEMON_OUTPUT) child.stdout!.pipe(createWriteStream(process.env.BENCH_DAEMON_OUTPUT));
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`daemon exited (${code}) while starting`))));
   exited.catch(() => undefined);
   try {

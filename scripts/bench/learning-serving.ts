@@ -9,7 +9,7 @@
  * it, so every fine-tune starts from the same parent; the last one promotes (install + activation
  * on trial under load).
  *
- *   npx tsx scripts/bench/learning-serving.ts [--rate 400] [--rounds 2] [--idle 15] [--rows 500]
+ *   npx tsx scripts/bench/learning-serving.ts [--rate 400] [--rounds 3] [--idle 10] [--rows 500]
  */
 import { fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -220,13 +220,13 @@ export interface LearningServingOptions {
   rows: number;
 }
 
-export async function runLearningServing(o: LearningServingOptions = { rate: 400, rounds: 2, idleSeconds: 15, rows: 500 }): Promise<BenchResult> {
+export async function runLearningServing(o: LearningServingOptions = { rate: 400, rounds: 3, idleSeconds: 10, rows: 500 }): Promise<BenchResult> {
   if (!existsSync(path.join(root, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
   const mosquitto = await startMosquitto(undefined, 'allow_anonymous true\nset_tcp_nodelay true');
   const home = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-bench-learn-'));
   // Manual runs only (no automatic run mid-window). Drift off: the generator cycles 20 clean
   // rows, an alert opening or clearing would move "the shift" and change the rows each run trains on.
-  const d: DaemonChild = await startDaemonChild({ url: mosquitto.url, deviceId: DEVICE, home, config: { learning: { auto: false }, drift: { enabled: false }, feedback: { flushIntervalMs: 200 } } });
+  const d: DaemonChild = await startDaemonChild({ url: mosquitto.url, deviceId: DEVICE, home, config: { learning: { auto: false }, drift: { enabled: false }, feedback: { flushIntervalMs: 200 } }, nodeArgs: [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])] });
   let gen: ReturnType<typeof fork> | undefined;
   try {
     const s = await digitsScenario(path.join(root, 'models', MODEL));
@@ -288,6 +288,7 @@ export async function runLearningServing(o: LearningServingOptions = { rate: 400
     child.send('stop');
     const g = await result;
 
+    if (process.env.BENCH_DUMP) (await import('node:fs')).writeFileSync(process.env.BENCH_DUMP, JSON.stringify({ g, windows, phases }));
     const per = windows.map((w) => ({ w, s: stats(g, w.from, w.to) }));
     const pool = (kind: Window['kind']) => {
       const ws = [...windows, ...phases].filter((w) => w.kind === kind);
@@ -366,7 +367,7 @@ if (isMain(import.meta.url)) {
       },
     );
   } else {
-    runLearningServing({ rate: Number(values.rate ?? 400), rounds: Number(values.rounds ?? 2), idleSeconds: Number(values.idle ?? 15), rows: Number(values.rows ?? 500) }).then(
+    runLearningServing({ rate: Number(values.rate ?? 400), rounds: Number(values.rounds ?? 3), idleSeconds: Number(values.idle ?? 10), rows: Number(values.rows ?? 500) }).then(
       (r) => console.log(standalone(r)),
       (err) => {
         console.error(err);

@@ -107,6 +107,32 @@ export type ReferenceProfile = z.infer<typeof referenceProfileSchema>;
 
 /** Validate a manifest's `reference` value; EDGELOOP_BUNDLE_INVALID naming every problem. */
 export function parseReference(raw: unknown, where: string): ReferenceProfile {
+  // A manifest's profile is parsed by the drift monitor and by every gate: once per object is enough.
+  const known = typeof raw === 'object' && raw !== null ? parsedProfiles.get(raw) : undefined;
+  if (known) return known;
+  const profile = parseReferenceOnce(raw, where);
+  if (typeof raw === 'object' && raw !== null) parsedProfiles.set(raw, profile);
+  return profile;
+}
+
+const parsedProfiles = new WeakMap<object, ReferenceProfile>();
+
+/**
+ * The anchor set of a manifest's `reference`, checked by hand: the gates need only it, and a
+ * full parse of a new version's profile holds the daemon's thread for milliseconds (tens, when
+ * it is the schema's first use). Undefined when absent or malformed.
+ */
+export function referenceAnchor(raw: unknown): ReferenceProfile['anchor'] {
+  const a = typeof raw === 'object' && raw !== null ? (raw as { anchor?: unknown }).anchor : undefined;
+  if (typeof a !== 'object' || a === null) return undefined;
+  const { rows, truth, outputs } = a as Record<string, unknown>;
+  if (!Array.isArray(rows) || !Array.isArray(truth) || rows.length !== truth.length) return undefined;
+  for (const r of rows) if (!Array.isArray(r) || !r.every((v) => typeof v === 'number')) return undefined;
+  if (!truth.every((t) => typeof t === 'string' || typeof t === 'number')) return undefined;
+  return { rows: rows as number[][], truth: truth as (string | number)[], outputs: Array.isArray(outputs) ? (outputs as number[][]) : [] };
+}
+
+function parseReferenceOnce(raw: unknown, where: string): ReferenceProfile {
   const result = referenceProfileSchema.safeParse(raw);
   if (!result.success) throw new EdgeloopError('EDGELOOP_BUNDLE_INVALID', `${where}: 'reference' ${describeIssues(result.error)}`);
   const p = result.data;

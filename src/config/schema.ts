@@ -175,6 +175,8 @@ export const configSchema = z
         memoryBudgetMb: z.number().int().min(64).default(1024),
         /** CPU priority of the trainer process (nice value, 0-19). */
         nice: z.number().int().min(0).max(19).default(10),
+        /** 'idle': the trainer runs under Linux SCHED_IDLE (only on CPU serving leaves); 'nice': the nice value only. */
+        scheduling: z.enum(['idle', 'nice']).default('idle'),
         /** Re-fit the preprocessing (standardisation) on the new data instead of keeping the parent's. */
         refitPreprocessing: z.boolean().default(false),
       })

@@ -1,5 +1,5 @@
 import { migrate, openDatabase, type Db, type Migration } from '../store/index.js';
-import type { FeedbackSource, LabelledBatch, LabelledRows, NewLabelledRow } from './types.js';
+import type { FeedbackSource, LabelledBatch, LabelledRows, NewLabelledRow, RowsQuery } from './types.js';
 
 const MIGRATIONS: Migration[] = [
   {
@@ -168,19 +168,27 @@ export class FeedbackStore implements LabelledRows {
     ).run(task === 'classification' ? 1 : 0, model, limits.reservoirPerClass);
   }
 
-  rows(model: string, opts: { holdout?: boolean; sinceId?: number; sinceAt?: number; beforeAt?: number; limit?: number; order?: 'newest' | 'oldest'; version?: string } = {}): LabelledBatch {
+  rows(model: string, opts: RowsQuery = {}): LabelledBatch {
     if (!this.ready) return batchOf([]);
-    const where = ['model = ?'];
-    const args: unknown[] = [model];
-    if (opts.holdout !== undefined) where.push(`holdout = ${opts.holdout ? 1 : 0}`);
-    if (opts.sinceId !== undefined) (where.push('id > ?'), args.push(opts.sinceId));
-    if (opts.sinceAt !== undefined) (where.push('at >= ?'), args.push(opts.sinceAt));
-    if (opts.beforeAt !== undefined) (where.push('at < ?'), args.push(opts.beforeAt));
-    if (opts.version !== undefined) (where.push('version = ?'), args.push(opts.version));
+    const { where, args } = rowsWhere(model, opts);
     const order = opts.order === 'oldest' ? 'ASC' : 'DESC';
     const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';
-    const recs = this.db.prepare(`SELECT id, version, inputs, features, label, predicted, at, holdout FROM feedback_rows WHERE ${where.join(' AND ')} ORDER BY id ${order}${limit}`).all(...args) as RowRecord[];
+    const recs = this.db.prepare(`SELECT id, version, inputs, features, label, predicted, at, holdout FROM feedback_rows WHERE ${where} ORDER BY id ${order}${limit}`).all(...args) as RowRecord[];
     return batchOf(recs);
+  }
+
+  oldestAt(model: string, opts: Omit<RowsQuery, 'order'> = {}): number | null {
+    if (!this.ready) return null;
+    const { where, args } = rowsWhere(model, opts);
+    const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';
+    return (this.db.prepare(`SELECT MIN(at) FROM (SELECT at FROM feedback_rows WHERE ${where} ORDER BY id DESC${limit})`).pluck().get(...args) as number | null) ?? null;
+  }
+
+  count(model: string, opts: Omit<RowsQuery, 'order'> = {}): number {
+    if (!this.ready) return 0;
+    const { where, args } = rowsWhere(model, opts);
+    const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';
+    return this.db.prepare(`SELECT COUNT(*) FROM (SELECT 1 FROM feedback_rows WHERE ${where}${limit})`).pluck().get(...args) as number;
   }
 
   reservoir(model: string, limit: number): LabelledBatch {
@@ -266,6 +274,18 @@ export class FeedbackStore implements LabelledRows {
 }
 
 /** Rows of one width (the newest row's) into a batch; rows of another width (an older input shape) are left out. */
+function rowsWhere(model: string, opts: Omit<RowsQuery, 'order'>): { where: string; args: unknown[] } {
+  const where = ['model = ?'];
+  const args: unknown[] = [model];
+  if (opts.holdout !== undefined) where.push(`holdout = ${opts.holdout ? 1 : 0}`);
+  if (opts.sinceId !== undefined) (where.push('id > ?'), args.push(opts.sinceId));
+  if (opts.beforeId !== undefined) (where.push('id < ?'), args.push(opts.beforeId));
+  if (opts.sinceAt !== undefined) (where.push('at >= ?'), args.push(opts.sinceAt));
+  if (opts.beforeAt !== undefined) (where.push('at < ?'), args.push(opts.beforeAt));
+  if (opts.version !== undefined) (where.push('version = ?'), args.push(opts.version));
+  return { where: where.join(' AND '), args };
+}
+
 function batchOf(recs: RowRecord[]): LabelledBatch {
   const features = recs[0]?.features ?? 0;
   const kept = recs.filter((r) => r.features === features);

@@ -41,13 +41,30 @@ export interface LabelledBatch {
   versions: (string | null)[];
 }
 
+/**
+ * Which rows of a model. holdout: true = only holdout rows (gates), false = only trainable rows
+ * (fine-tuning); undefined = both. `sinceId`, `beforeId` and `beforeAt` exclusive, `sinceAt`
+ * inclusive. Newest first unless order is 'oldest'.
+ */
+export interface RowsQuery {
+  holdout?: boolean;
+  sinceId?: number;
+  beforeId?: number;
+  sinceAt?: number;
+  beforeAt?: number;
+  limit?: number;
+  order?: 'newest' | 'oldest';
+  version?: string;
+}
+
 /** What the gates and fine-tuning read from the labelled store. */
 export interface LabelledRows {
-  /**
-   * Rows of a model. holdout: true = only holdout rows (gates), false = only trainable rows
-   * (fine-tuning); undefined = both. `sinceId` and `beforeAt` exclusive, `sinceAt` inclusive. Newest first unless order is 'oldest'.
-   */
-  rows(model: string, opts?: { holdout?: boolean; sinceId?: number; sinceAt?: number; beforeAt?: number; limit?: number; order?: 'newest' | 'oldest'; version?: string }): LabelledBatch;
+  /** Rows of a model (see RowsQuery). Large reads on the daemon's thread go through rowsPaged. */
+  rows(model: string, opts?: RowsQuery): LabelledBatch;
+  /** The time of the oldest row a query would return (without reading the rows); null when none. */
+  oldestAt(model: string, opts?: Omit<RowsQuery, 'order'>): number | null;
+  /** How many rows a query would return (without reading them). */
+  count(model: string, opts?: Omit<RowsQuery, 'order'>): number;
   /** Class-balanced older rows kept for replay (never holdout). */
   reservoir(model: string, limit: number): LabelledBatch;
   /** Highest row id of the model so far (0 when none). */

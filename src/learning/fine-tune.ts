@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { promises as fs, readdirSync, statSync } from 'node:fs';
+import { existsSync, promises as fs, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,7 +64,7 @@ function builtAfterSources(compiled: string, src: string): boolean {
  * dist/ is up to date with src/ (the same code, without tsx's start-up and transform: about
  * 0.6 s of CPU a fork); otherwise the child loads tsx first, as run-fit.ts does for its worker.
  */
-function forkTrainer(memoryMb: number): ChildProcess {
+function forkTrainer(memoryMb: number, scheduling: LearningPolicy['scheduling']): ChildProcess {
   let entry = fileURLToPath(new URL('./finetune-worker.js', import.meta.url));
   let ts = false;
   if (import.meta.url.endsWith('.ts')) {
@@ -72,14 +72,27 @@ function forkTrainer(memoryMb: number): ChildProcess {
     ts = !builtAfterSources(compiled, fileURLToPath(new URL('..', import.meta.url)));
     entry = ts ? fileURLToPath(new URL('./finetune-worker.ts', import.meta.url)) : compiled;
   }
-  // --single-threaded-gc: no concurrent GC threads, so the trainer keeps to about one core; at
-  // nice 10 on a 2-core device the other core stays with serving.
+  // --single-threaded-gc: no concurrent GC threads, so the trainer keeps to about one core.
   const execArgv = [`--max-old-space-size=${memoryMb}`, '--single-threaded-gc', ...(ts ? ['--import', import.meta.resolve('tsx')] : [])];
-  return fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const options = { serialization: 'advanced' as const, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] as ('ignore' | 'pipe' | 'ipc')[] };
+  // Under SCHED_IDLE a request that wakes the daemon takes the core from the trainer at once; at
+  // nice 10 alone it may wait out the trainer's time slice (milliseconds of p99). chrt execs node,
+  // so the child's pid, signals and IPC channel are node's own.
+  const chrt = scheduling === 'idle' ? chrtPath() : undefined;
+  if (chrt) return fork(entry, [], { ...options, execPath: chrt, execArgv: ['--idle', '0', process.execPath, ...execArgv] });
+  return fork(entry, [], { ...options, execArgv });
+}
+
+let chrtFound: string | null | undefined;
+/** util-linux's chrt (Linux only; absent elsewhere, where the nice value is all there is). */
+function chrtPath(): string | undefined {
+  if (chrtFound === undefined) chrtFound = process.platform === 'linux' ? (['/usr/bin/chrt', '/bin/chrt'].find((p) => existsSync(p)) ?? null) : null;
+  return chrtFound ?? undefined;
 }
 
 /**
- * Fine-tune a bundle off the serving path: a child process at `policy.nice`, with a heap
+ * Fine-tune a bundle off the serving path: a child process at `policy.nice` (and SCHED_IDLE,
+ * `policy.scheduling`), with a heap
  * budget (`memoryBudgetMb`), a time budget (killed when it runs out) and cancellation, builds
  * and verifies a candidate bundle in a temporary folder. The caller installs it with
  * `Registry.install(result.dir, { source: 'finetune', parentVersion })`, then `discard()`s the
@@ -129,7 +142,7 @@ export function fineTune(opts: FineTuneOptions): FineTuneRun {
 
   function runChild(job: ToTrainer, p: LearningPolicy, onProgress?: (pr: FineTuneProgress) => void): Promise<Extract<FromTrainer, { type: 'done' }> | { type: 'other'; result: FineTuneResult }> {
     return new Promise((resolve) => {
-      const c = forkTrainer(p.memoryBudgetMb);
+      const c = forkTrainer(p.memoryBudgetMb, p.scheduling);
       child = c;
       let stderr = '';
       c.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));

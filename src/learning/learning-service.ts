@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { readManifest, type Manifest } from '../bundle/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import { EdgeloopError, asEdgeloopError } from '../errors.js';
+import { setImmediate as turn } from 'node:timers/promises';
+import { rowsPaged } from '../feedback/paged.js';
 import type { LabelledBatch, LabelledRows } from '../feedback/types.js';
 import type { Registry } from '../registry/index.js';
 import type { RunStore } from '../training/runs/index.js';
@@ -199,7 +201,7 @@ export class LearningService {
     if (recent.filter((r) => this.now() - Date.parse(r.startedAt) < DAY_MS).length >= p.maxRunsPerDay) return undefined;
     // Only rows that arrived after the last run count as new.
     const after = Math.max(since, last ? Date.parse(last.startedAt) : 0);
-    const fresh = this.opts.labelled.rows(model, { holdout: false, sinceAt: after, limit: p.minLabels }).rows;
+    const fresh = this.opts.labelled.count(model, { holdout: false, sinceAt: after, limit: p.minLabels });
     if (fresh < p.minLabels) return undefined;
     return `alert open since ${new Date(since).toISOString()}, ${fresh} labelled rows since`;
   }
@@ -216,7 +218,7 @@ export class LearningService {
       if (!canFineTune(manifest)) throw new EdgeloopError('EDGELOOP_FINETUNE_FAILED', `${model}@${serving.version} has no trainable path (not tfjs, no trainable source, no embedding output)`);
       const strategy = resolveStrategy(manifest, req.strategy ?? p.strategy).strategy;
       const since = this.opts.alertSince?.(model) ?? undefined;
-      const data = this.collect(model, since ?? undefined);
+      const data = await this.collect(model, since ?? undefined);
       rows = { new: data.train.rows, replay: data.replay.rows, holdout: data.holdout.rows };
       if (data.train.rows < MIN_NEW_ROWS) throw new EdgeloopError('EDGELOOP_FINETUNE_FAILED', `only ${data.train.rows} labelled training rows for '${model}'${since ? ' since the alert' : ''}; at least ${MIN_NEW_ROWS} are needed`);
       this.emit({ type: 'started', model, runId, message: `fine-tune of ${model}@${serving.version} started: ${data.train.rows} new rows, ${data.replay.rows} replay rows, strategy ${strategy}`, parentVersion: serving.version, rows, strategy, trigger: req.trigger ?? null });
@@ -278,17 +280,19 @@ export class LearningService {
   }
 
   /** Training rows since the shift (holdout excluded), replay rows, and the holdout the gate scores on. */
-  private collect(model: string, since: number | undefined): { train: TrainRows; replay: TrainRows; holdout: TrainRows; timeRange?: { from: number; to: number } } {
+  private async collect(model: string, since: number | undefined): Promise<{ train: TrainRows; replay: TrainRows; holdout: TrainRows; timeRange?: { from: number; to: number } }> {
     const p = this.opts.policy;
     const store = this.opts.labelled;
-    const train = toRows(store.rows(model, { holdout: false, sinceAt: since, limit: p.maxTrainRows }));
+    // Paged reads with turns of the event loop between them: thousands of rows in one query would stall serving.
+    const train = toRows(await rowsPaged(store, model, { holdout: false, sinceAt: since, limit: p.maxTrainRows }));
     // Replay against forgetting: the reservoir of evicted rows, then labelled rows from before the shift.
+    await turn();
     const reservoir = store.reservoir(model, p.replayRows);
-    const before = since !== undefined && reservoir.rows < p.replayRows ? store.rows(model, { holdout: false, beforeAt: since, limit: p.replayRows - reservoir.rows }) : undefined;
+    const before = since !== undefined && reservoir.rows < p.replayRows ? await rowsPaged(store, model, { holdout: false, beforeAt: since, limit: p.replayRows - reservoir.rows }) : undefined;
     const replay = before && before.rows ? concatRows(toRows(reservoir), toRows(before)) : toRows(reservoir);
     // The holdout from after the shift shows whether the candidate fixes it; with too few, the newest holdout rows.
-    let holdout = store.rows(model, { holdout: true, sinceAt: since, limit: this.opts.holdoutRows });
-    if (holdout.rows < MIN_HOLDOUT_ROWS && since !== undefined) holdout = store.rows(model, { holdout: true, limit: this.opts.holdoutRows });
+    let holdout = await rowsPaged(store, model, { holdout: true, sinceAt: since, limit: this.opts.holdoutRows });
+    if (holdout.rows < MIN_HOLDOUT_ROWS && since !== undefined) holdout = await rowsPaged(store, model, { holdout: true, limit: this.opts.holdoutRows });
     const at = train.at ?? [];
     return { train, replay, holdout: toRows(holdout), timeRange: at.length ? { from: Math.min(...at), to: Math.max(...at) } : undefined };
   }

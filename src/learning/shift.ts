@@ -18,8 +18,8 @@ export interface AlertSources {
 export function shiftStart(model: string, s: AlertSources): number | null {
   const starts: number[] = [];
   for (const a of s.accuracyAlerts(model)) {
-    const evidence = s.labelled.rows(model, { beforeAt: a.raisedAt + 1, limit: Math.max(1, a.rows) });
-    starts.push(evidence.rows ? Math.min(a.raisedAt, ...evidence.at) : a.raisedAt);
+    const oldest = s.labelled.oldestAt(model, { beforeAt: a.raisedAt + 1, limit: Math.max(1, a.rows) });
+    starts.push(oldest !== null ? Math.min(a.raisedAt, oldest) : a.raisedAt);
   }
   for (const a of s.drift?.alerts({ model, activeOnly: true }) ?? []) {
     const windows = s.drift!.windows(model, { until: a.raisedAt, limit: Math.max(1, a.windows) }).filter((w) => w.level === 'window');

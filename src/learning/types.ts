@@ -33,6 +33,11 @@ export interface LearningPolicy {
   timeBudgetSeconds: number;
   memoryBudgetMb: number;
   nice: number;
+  /**
+   * 'idle': on Linux, the trainer runs under SCHED_IDLE (chrt -i 0), so it gets only the CPU that
+   * serving leaves and never delays a request by a time slice; 'nice': the nice value only.
+   */
+  scheduling: 'idle' | 'nice';
 }
 
 export const DEFAULT_POLICY: LearningPolicy = {
@@ -44,6 +49,7 @@ export const DEFAULT_POLICY: LearningPolicy = {
   timeBudgetSeconds: 600,
   memoryBudgetMb: 1024,
   nice: 10,
+  scheduling: 'idle',
 };
 
 /** The promotion gate, scored in the trainer process too (off the daemon's main thread): see compareCandidate. */
@@ -62,7 +68,7 @@ export interface FineTuneJob {
   version: string;
   rows: TrainRows;
   replay?: TrainRows;
-  policy: Omit<LearningPolicy, 'timeBudgetSeconds' | 'memoryBudgetMb' | 'nice'>;
+  policy: Omit<LearningPolicy, 'timeBudgetSeconds' | 'memoryBudgetMb' | 'nice' | 'scheduling'>;
   /** Share of the new rows held out for early stopping and the candidate's metrics. */
   validationFraction: number;
   seed: number;

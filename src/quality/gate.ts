@@ -43,7 +43,7 @@ export async function runGate(target: ServedModel, serving: ServedModel | undefi
   if (!policy.enabled) return { pass: true, reason: 'gate off (registry.gate.enabled: false)', rows: { anchor: 0, holdout: 0 } };
   if (!scorable(target)) return { pass: true, reason: `gate: ${id} cannot be scored on labelled rows (${target.manifest.task}, ${target.inputs.length} input(s)); not gated`, rows: { anchor: 0, holdout: 0 } };
   const comparable = serving && scorable(serving) && serving.manifest.task === target.manifest.task && serving.inputs[0].rowSize === target.inputs[0].rowSize ? serving : undefined;
-  const set = gateRows(target, comparable, opts.labelled, policy.holdoutRows);
+  const set = await gateRows(target, comparable, opts.labelled, policy.holdoutRows);
   const rows = { anchor: set.anchorRows, holdout: set.holdoutRows };
   if (set.rows === 0) return { pass: true, reason: `gate: no labelled rows for ${id} (no anchor set, no holdout); not gated`, rows };
   const t = await scoreModel(target, set, { maxBatch: opts.maxBatch });

@@ -1,5 +1,6 @@
-import { parseReference } from '../bundle/index.js';
+import { referenceAnchor } from '../bundle/index.js';
 import type { ServedModel } from '../engine/index.js';
+import { rowsPaged } from '../feedback/paged.js';
 import type { LabelledBatch, LabelledRows } from '../feedback/types.js';
 import { classificationMetrics, regressionMetrics } from '../training/metrics/index.js';
 
@@ -99,7 +100,7 @@ export function labelNamer(models: readonly (ServedModel | undefined)[]): LabelN
 export function pushBatch(into: SetBuilder, batch: LabelledBatch, name: LabelNamer): void {
   if (batch.features !== into.features) return;
   for (let r = 0; r < batch.rows; r++) {
-    into.x.push(...batch.x.subarray(r * batch.features, (r + 1) * batch.features));
+    for (const v of batch.x.subarray(r * batch.features, (r + 1) * batch.features)) into.x.push(v);
     if (into.task === 'classification') into.truth.push(name(batch.y[r], batch.versions[r]));
     else into.values.push(batch.y[r]);
   }
@@ -118,27 +119,23 @@ interface SetBuilder {
  * frozen labelled sample; two when they differ, so a bundle cannot grade itself on its own
  * answers alone), then the newest `holdoutRows` holdout rows of the device's labelled store.
  */
-export function gateRows(target: ServedModel, serving: ServedModel | undefined, labelled: LabelledRows | undefined, holdoutRows: number): LabelledSet {
+export async function gateRows(target: ServedModel, serving: ServedModel | undefined, labelled: LabelledRows | undefined, holdoutRows: number): Promise<LabelledSet> {
   const task = target.manifest.task === 'regression' ? 'regression' : 'classification';
   const b: SetBuilder = { task, features: target.inputs[0].rowSize, x: [], truth: [], values: [] };
   const seen = new Set<string>();
   let anchorRows = 0;
   for (const m of [target, serving]) {
     if (!m || m.manifest.reference === undefined) continue;
-    let anchor;
-    try {
-      anchor = parseReference(m.manifest.reference, `${m.name}@${m.version}`).anchor;
-    } catch {
-      continue; // a bad profile is the drift monitor's to report; the gate scores what it can
-    }
+    // A bad profile is the drift monitor's to report; the gate scores the anchor rows when they are sound.
+    const anchor = referenceAnchor(m.manifest.reference);
     if (!anchor || anchor.rows.length === 0 || anchor.rows[0].length !== b.features) continue;
-    const key = JSON.stringify([anchor.rows, anchor.truth]);
+    const key = anchorKey(anchor.rows, anchor.truth);
     if (seen.has(key)) continue;
     seen.add(key);
     const labels = m.manifest.labels;
     for (let i = 0; i < anchor.rows.length; i++) {
       const t = anchor.truth[i];
-      b.x.push(...anchor.rows[i]);
+      for (const v of anchor.rows[i]) b.x.push(v);
       if (task === 'classification') b.truth.push(typeof t === 'number' && labels && !labels.includes(String(t)) ? (labels[t] ?? String(t)) : String(t));
       else b.values.push(Number(t));
       anchorRows++;
@@ -146,7 +143,7 @@ export function gateRows(target: ServedModel, serving: ServedModel | undefined, 
   }
   let holdout = 0;
   if (labelled && holdoutRows > 0) {
-    const batch = labelled.rows(target.name, { holdout: true, limit: holdoutRows, order: 'newest' });
+    const batch = await rowsPaged(labelled, target.name, { holdout: true, limit: holdoutRows });
     if (batch.features === b.features) {
       pushBatch(b, batch, labelNamer([serving, target]));
       holdout = batch.rows;
@@ -154,4 +151,11 @@ export function gateRows(target: ServedModel, serving: ServedModel | undefined, 
   }
   const rows = anchorRows + holdout;
   return { task, x: Float32Array.from(b.x), rows, features: b.features, truth: b.truth, values: Float64Array.from(b.values), anchorRows, holdoutRows: holdout };
+}
+
+/** Whether two anchor sets are the same rows (a bundle and its fine-tuned child share theirs): a checksum, not a JSON copy of them. */
+function anchorKey(rows: readonly (readonly number[])[], truth: readonly (string | number)[]): string {
+  let h = 0;
+  for (const row of rows) for (const v of row) h = (h * 31 + Math.round(v * 1e6)) | 0;
+  return `${rows.length}:${h}:${truth.join(',')}`;
 }

@@ -46,12 +46,27 @@ export class MemoryLabelledRows implements LabelledRows {
     this.store.set(model, list);
   }
 
-  rows(model: string, opts: { holdout?: boolean; limit?: number } = {}): LabelledBatch {
-    const picked = (this.store.get(model) ?? []).filter((r) => opts.holdout === undefined || r.holdout === opts.holdout).reverse().slice(0, opts.limit ?? Infinity);
+  rows(model: string, opts: { holdout?: boolean; limit?: number; beforeId?: number } = {}): LabelledBatch {
+    // Row ids are 1-based positions in the list.
+    const picked = (this.store.get(model) ?? [])
+      .map((r, i) => ({ ...r, id: i + 1 }))
+      .filter((r) => (opts.holdout === undefined || r.holdout === opts.holdout) && (opts.beforeId === undefined || r.id < opts.beforeId))
+      .reverse()
+      .slice(0, opts.limit ?? Infinity);
     const b = batchOf(picked.map((r) => r.row), picked.map((r) => r.label), null);
     b.versions = picked.map((r) => r.version);
+    b.ids = picked.map((r) => r.id);
     if (picked.length === 0) b.features = 64;
     return b;
+  }
+
+  oldestAt(model: string, opts: { holdout?: boolean; limit?: number } = {}): number | null {
+    const at = this.rows(model, opts).at;
+    return at.length ? Math.min(...at) : null;
+  }
+
+  count(model: string, opts: { holdout?: boolean; limit?: number } = {}): number {
+    return this.rows(model, opts).rows;
   }
 
   reservoir(model: string, limit: number): LabelledBatch {
