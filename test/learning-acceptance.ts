@@ -8,7 +8,7 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import { readBundle } from '../src/bundle/index.js';
 import { bundleAccuracy, compareCandidate, fineTune, type DigitsFault } from '../src/learning/index.js';
-import { digitsScenario, faulty, FINETUNE_ROWS, REPLAY_ROWS, ROOT, slice } from './helpers/learning-scenario.js';
+import { digitsScenario, faulty, FINETUNE_ROWS, REPLAY_ROWS, ROOT, slice, TEST_TRAINER } from './helpers/learning-scenario.js';
 
 /** One fault on one model per test file, so each file stays short; the timeout bounds a hang. */
 export function acceptanceSuite(model: string, expectVariant: string, faults: DigitsFault[]): void {
@@ -23,7 +23,7 @@ export function acceptanceSuite(model: string, expectVariant: string, faults: Di
       expect(clean - shifted).toBeGreaterThan(0.1);
       const rows = faulty(slice(s.pool, 0, FINETUNE_ROWS), fault);
       const replay = slice(s.pool, s.pool.rows - REPLAY_ROWS, REPLAY_ROWS);
-      const r = await fineTune({ bundleDir: dir, rows: { ...rows, at: [1000, 2000] }, replay }).result;
+      const r = await fineTune({ bundleDir: dir, rows: { ...rows, at: [1000, 2000] }, replay, policy: TEST_TRAINER }).result;
       if (r.outcome !== 'candidate') throw new Error(`${r.outcome}: ${r.message}`);
       try {
         const after = await bundleAccuracy(r.dir, heldShifted);

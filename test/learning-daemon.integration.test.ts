@@ -11,7 +11,7 @@ import { RunStore } from '../src/training/runs/index.js';
 import { CLI } from './helpers/cli.js';
 import { TestClient } from './helpers/clients.js';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.js';
-import { digitsScenario, faulty, randomLabels, slice } from './helpers/learning-scenario.js';
+import { digitsScenario, faulty, randomLabels, slice, TEST_TRAINER } from './helpers/learning-scenario.js';
 import { freePort } from './helpers/mosquitto.js';
 
 const exec = promisify(execFile);
@@ -71,7 +71,7 @@ describe('on-device fine-tuning through the daemon', () => {
         drift: { window: { rows: 100, minRows: 50, ms: 60_000 }, flushIntervalMs: 100 },
         feedback: { flushIntervalMs: 100 },
         // minLabels near the 400 trainable rows of the 500 sent: the run starts once (nearly) all have arrived.
-        learning: { auto: true, minLabels: 380, cooldownMinutes: 0 },
+        learning: { ...TEST_TRAINER, auto: true, minLabels: 380, cooldownMinutes: 0 },
       },
     });
     client = await TestClient.connect(d.url, 4);
@@ -157,7 +157,7 @@ describe('kill -9 during a fine-tune run', () => {
     const scenario = await digitsScenario('models/digits');
     const home = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-learn-crash-'));
     const config = path.join(home, '..', `${path.basename(home)}.json`);
-    writeFileSync(config, JSON.stringify({ modelsDir: modelsWithDigits(), feedback: { flushIntervalMs: 100 }, learning: { auto: false, epochs: 200 } }));
+    writeFileSync(config, JSON.stringify({ modelsDir: modelsWithDigits(), feedback: { flushIntervalMs: 100 }, learning: { ...TEST_TRAINER, auto: false, epochs: 200 } }));
     const port = await freePort();
     child = spawn(process.execPath, [...CLI, 'serve', '--home', home, '--config', config, '--port', String(port), '--device-id', 'lcrash', '--log-level', 'error'], { stdio: 'ignore' });
     await until('the daemon', () => admin(home, 'GET', '/status').then(() => true, () => false), 40_000);
@@ -182,7 +182,7 @@ describe('kill -9 during a fine-tune run', () => {
     child.kill('SIGKILL');
     await new Promise((r) => child!.once('exit', r));
 
-    const d = await startDaemon({ config: { home, modelsDir: JSON.parse((await import('node:fs')).readFileSync(config, 'utf8')).modelsDir, learning: { auto: false } } });
+    const d = await startDaemon({ config: { home, modelsDir: JSON.parse((await import('node:fs')).readFileSync(config, 'utf8')).modelsDir, learning: { ...TEST_TRAINER, auto: false } } });
     try {
       expect(d.daemon.registry!.versions('digits').map((v) => v.version)).toEqual(['1.0.0']);
       const run = RunStore.attach(d.daemon.registry!.db).list({ model: 'digits' })[0];

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compareCandidate, fineTune, mcnemarPValue } from '../src/learning/index.js';
-import { digitsScenario, faulty, FINETUNE_ROWS, randomLabels, REPLAY_ROWS, ROOT, slice } from './helpers/learning-scenario.js';
+import { digitsScenario, faulty, FINETUNE_ROWS, randomLabels, REPLAY_ROWS, ROOT, slice, TEST_TRAINER } from './helpers/learning-scenario.js';
 
 const DIGITS_TFJS = path.join(ROOT, 'models/digits-tfjs');
 
@@ -27,7 +27,7 @@ describe('the promotion gate (compareCandidate)', () => {
       const s = await digitsScenario(DIGITS_TFJS);
       const rows = randomLabels(faulty(slice(s.pool, 0, FINETUNE_ROWS), 'shift-right'), seed);
       const holdout = randomLabels(faulty(s.clean, 'shift-right'), seed + 100);
-      const r = await fineTune({ bundleDir: DIGITS_TFJS, rows, replay: slice(s.pool, s.pool.rows - REPLAY_ROWS, REPLAY_ROWS), seed }).result;
+      const r = await fineTune({ bundleDir: DIGITS_TFJS, rows, replay: slice(s.pool, s.pool.rows - REPLAY_ROWS, REPLAY_ROWS), seed, policy: TEST_TRAINER }).result;
       if (r.outcome !== 'candidate') throw new Error(`${r.outcome}: ${r.message}`);
       try {
         const gate = await compareCandidate(DIGITS_TFJS, r.dir, holdout, undefined, { minGain: 0.02, maxAnchorDrop: 0.02 });

@@ -7,6 +7,7 @@ import { EdgeloopError } from '../src/errors.js';
 import { TestClient } from './helpers/clients.js';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { digitsRows, editedVersion, trainShuffledDigits } from './helpers/quality.js';
+import { TEST_TRAINER } from './helpers/learning-scenario.js';
 
 type Ack = { accepted?: number; error?: { code: string; message: string } };
 
@@ -46,7 +47,7 @@ describe('quality gate and trial on labels through the daemon', () => {
   beforeAll(async () => {
     const modelsDir = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-loop-models-'));
     cpSync('models/digits', path.join(modelsDir, 'digits'), { recursive: true });
-    d = await startDaemon({ config: { modelsDir, feedback: { flushIntervalMs: 50 }, learning: { auto: false } } });
+    d = await startDaemon({ config: { modelsDir, feedback: { flushIntervalMs: 50 }, learning: { ...TEST_TRAINER, auto: false } } });
     client = await TestClient.connect(d.url, 4);
     events = await mqtt.connectAsync(d.url, { protocolVersion: 4 });
     await events.subscribeAsync(`edgeloop/${d.deviceId}/events/model`, { qos: 1 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBundle, readManifest } from '../src/bundle/index.js';
 import { bundleAccuracy, fineTune, nextFineTuneVersion, parentVariant, resolveStrategy, type FineTuneProgress } from '../src/learning/index.js';
-import { digitsScenario, faulty, FINETUNE_ROWS, REPLAY_ROWS, ROOT, slice, withoutSource, type DigitsScenario } from './helpers/learning-scenario.js';
+import { digitsScenario, faulty, FINETUNE_ROWS, REPLAY_ROWS, ROOT, slice, TEST_TRAINER, withoutSource, type DigitsScenario } from './helpers/learning-scenario.js';
 
 const DIGITS = path.join(ROOT, 'models/digits');
 const DIGITS_TFJS = path.join(ROOT, 'models/digits-tfjs');
@@ -50,45 +50,53 @@ describe('the trainer process', () => {
   it('kill -9 mid-run: the outcome is interrupted and no candidate folder remains', async () => {
     const work = await workDir('killed');
     const seen: FineTuneProgress[] = [];
-    const sched: { policy: number; nice: number }[] = [];
-    const run = fineTune({ bundleDir: DIGITS, rows: rows(), replay: replay(), workDir: work, onProgress: (p) => {
+    const run = fineTune({ bundleDir: DIGITS, rows: rows(), replay: replay(), workDir: work, policy: TEST_TRAINER, onProgress: (p) => {
       seen.push(p);
-      if (p.stage === 'training' && p.epoch === 1 && run.pid) {
-        // /proc/<pid>/stat after the command (which may hold spaces): field 19 is nice, 41 the policy.
-        const f = readFileSync(`/proc/${run.pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-        sched.push({ nice: Number(f[16]), policy: Number(f[38]) });
-        process.kill(run.pid, 'SIGKILL');
-      }
+      if (p.stage === 'training' && p.epoch === 1 && run.pid) process.kill(run.pid, 'SIGKILL');
     } });
     const r = await run.result;
     expect(r).toMatchObject({ outcome: 'interrupted', reason: 'killed' });
-    // The default: SCHED_IDLE (policy 5) on Linux when chrt is there, and nice 10 in any case.
-    expect(sched).toHaveLength(1);
-    expect(sched[0].nice).toBe(10);
-    if (process.platform === 'linux' && existsSync('/usr/bin/chrt')) expect(sched[0].policy).toBe(5);
     expect(seen.some((p) => p.stage === 'training')).toBe(true);
     expect(await fs.readdir(work)).toEqual([]);
   }, 60_000);
 
+  it('runs the trainer at nice 10 and, on Linux with chrt, under SCHED_IDLE by default', async () => {
+    const work = await workDir('default-priority');
+    const run = fineTune({ bundleDir: DIGITS, rows: rows(), workDir: work });
+    // Once chrt has exec'd node (the command is no longer chrt), the policy is set for good.
+    let stat: string[] = [];
+    for (let i = 0; i < 1000 && stat.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      if (!run.pid) continue;
+      const raw = readFileSync(`/proc/${run.pid}/stat`, 'utf8');
+      if (!raw.includes('(chrt)')) stat = raw.replace(/^.*\) /s, '').split(' ');
+    }
+    run.cancel();
+    expect(await run.result).toMatchObject({ outcome: 'interrupted', reason: 'cancelled' });
+    // /proc/<pid>/stat after the command: field 19 is the nice value, field 41 the policy (5: SCHED_IDLE).
+    expect(Number(stat[16])).toBe(10);
+    if (existsSync('/usr/bin/chrt')) expect(Number(stat[38])).toBe(5);
+  }, 30_000);
+
   it('cancel and an exhausted time budget both stop the run and leave nothing behind', async () => {
     const work = await workDir('stopped');
-    const cancelled = fineTune({ bundleDir: DIGITS_TFJS, rows: rows(), workDir: work, onProgress: (p) => p.stage === 'training' && cancelled.cancel() });
+    const cancelled = fineTune({ bundleDir: DIGITS_TFJS, rows: rows(), workDir: work, policy: TEST_TRAINER, onProgress: (p) => p.stage === 'training' && cancelled.cancel() });
     expect(await cancelled.result).toMatchObject({ outcome: 'interrupted', reason: 'cancelled' });
-    const timedOut = fineTune({ bundleDir: DIGITS_TFJS, rows: rows(), workDir: work, policy: { timeBudgetSeconds: 1, epochs: 1000 } });
+    const timedOut = fineTune({ bundleDir: DIGITS_TFJS, rows: rows(), workDir: work, policy: { ...TEST_TRAINER, timeBudgetSeconds: 1, epochs: 1000 } });
     expect(await timedOut.result).toMatchObject({ outcome: 'interrupted', reason: 'timeout' });
     expect(await fs.readdir(work)).toEqual([]);
   }, 60_000);
 
   it('bad input is a failed outcome with a code, not a crash', async () => {
     const work = await workDir('failed');
-    const few = await fineTune({ bundleDir: DIGITS, rows: slice(s.pool, 0, 5), workDir: work }).result;
+    const few = await fineTune({ bundleDir: DIGITS, rows: slice(s.pool, 0, 5), workDir: work, policy: TEST_TRAINER }).result;
     expect(few).toMatchObject({ outcome: 'failed', code: 'EDGELOOP_FINETUNE_FAILED' });
     expect(few.outcome === 'failed' && few.message).toMatch(/at least 20 labelled rows/);
-    const badLabel = await fineTune({ bundleDir: DIGITS, rows: { ...slice(s.pool, 0, 50), y: new Float32Array(50).fill(12) }, workDir: work }).result;
+    const badLabel = await fineTune({ bundleDir: DIGITS, rows: { ...slice(s.pool, 0, 50), y: new Float32Array(50).fill(12) }, workDir: work, policy: TEST_TRAINER }).result;
     expect(badLabel.outcome === 'failed' && badLabel.message).toMatch(/label 12 is not a class index/);
-    const regression = await fineTune({ bundleDir: path.join(ROOT, 'models/diabetes'), rows: { x: new Float32Array(500), y: new Float32Array(50), rows: 50, features: 10 }, workDir: work }).result;
+    const regression = await fineTune({ bundleDir: path.join(ROOT, 'models/diabetes'), rows: { x: new Float32Array(500), y: new Float32Array(50), rows: 50, features: 10 }, workDir: work, policy: TEST_TRAINER }).result;
     expect(regression.outcome === 'failed' && regression.message).toMatch(/regression model/);
-    const missing = await fineTune({ bundleDir: path.join(tmp, 'nope'), rows: rows(), workDir: work }).result;
+    const missing = await fineTune({ bundleDir: path.join(tmp, 'nope'), rows: rows(), workDir: work, policy: TEST_TRAINER }).result;
     expect(missing).toMatchObject({ outcome: 'failed', code: 'EDGELOOP_BUNDLE_INVALID' });
     expect(await fs.readdir(work)).toEqual([]);
   }, 60_000);
@@ -99,7 +107,7 @@ describe('head on the embedding of an ONNX backbone without a trainable source',
     const dir = await withoutSource(DIGITS, path.join(tmp, 'no-source'));
     const held = faulty(s.clean, 'shift-right');
     const before = await bundleAccuracy(dir, held);
-    const r = await fineTune({ bundleDir: dir, rows: rows(), replay: replay() }).result;
+    const r = await fineTune({ bundleDir: dir, rows: rows(), replay: replay(), policy: TEST_TRAINER }).result;
     if (r.outcome !== 'candidate') throw new Error(`${r.outcome}: ${r.message}`);
     try {
       expect(r.summary.strategy).toBe('head');
@@ -117,7 +125,7 @@ describe('head on the embedding of an ONNX backbone without a trainable source',
   }, 60_000);
 
   it("last-layers on the tfjs bundle trains only the last K layers and keeps the parent's format", async () => {
-    const r = await fineTune({ bundleDir: DIGITS_TFJS, rows: faulty(slice(s.pool, 0, 200), 'stuck-pixels'), policy: { strategy: 'last-layers', lastLayers: 1, epochs: 5 } }).result;
+    const r = await fineTune({ bundleDir: DIGITS_TFJS, rows: faulty(slice(s.pool, 0, 200), 'stuck-pixels'), policy: { ...TEST_TRAINER, strategy: 'last-layers', lastLayers: 1, epochs: 5 } }).result;
     if (r.outcome !== 'candidate') throw new Error(`${r.outcome}: ${r.message}`);
     try {
       const b = await readBundle(r.dir);

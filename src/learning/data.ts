@@ -1,8 +1,7 @@
 import type { Manifest } from '../bundle/index.js';
 import { EdgeloopError } from '../errors.js';
 import { prng, shuffle } from '../training/data/split.js';
-import { fitStandardizer, type Standardizer } from '../training/data/standardize.js';
-import { standardizeLikeDaemon } from '../training/evaluate/predict.js';
+import { fitStandardizer, standardizeLikeDaemon, type Standardizer } from '../training/data/standardize.js';
 import type { TrainRows } from './types.js';
 
 /** Rows ready to fit: standardised inputs and class indices. */

@@ -1,6 +1,6 @@
 import type { Manifest } from '../bundle/index.js';
 import { EdgeloopError } from '../errors.js';
-import { VARIANTS, type Variant } from '../training/export/index.js';
+import { VARIANTS, type Variant } from '../training/export/variant-names.js';
 import type { ResolvedStrategy, Strategy } from './types.js';
 
 /** Where the trainable model of a bundle is: its tfjs entry, its carried source, or none. */

@@ -1,3 +1,5 @@
+import type { Manifest } from '../../bundle/index.js';
+
 /** Per-feature mean and standard deviation, as stored in a bundle's preprocessing.standardize. */
 export interface Standardizer {
   mean: number[];
@@ -42,4 +44,15 @@ export function targetScale(y: ArrayLike<number>, indices: readonly number[]): {
   let sq = 0;
   for (const i of indices) sq += (y[i] - mean) ** 2;
   return { mean, std: Math.sqrt(sq / indices.length) || 1 };
+}
+
+/** Standardise raw rows as the daemon does: (x - mean) * (1 / std), in float32. */
+export function standardizeLikeDaemon(x: Float32Array, standardize: Manifest['preprocessing']['standardize']): Float32Array {
+  if (!standardize) return Float32Array.from(x);
+  const mean = Float32Array.from(standardize.mean);
+  const inv = Float32Array.from(standardize.std, (s) => (s > 0 ? 1 / s : 1));
+  const n = mean.length;
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = (x[i] - mean[i % n]) * inv[i % n];
+  return out;
 }

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Manifest } from '../../bundle/index.js';
 import type { Engine } from '../../engine/index.js';
+// Here for the toolchain's importers; it lives beside the standardiser so the daemon can use it without tfjs.
+export { standardizeLikeDaemon } from '../data/standardize.js';
 
 /** Runs one batch of model-ready (already standardised) rows; returns the first output, row-major. */
 export type Predict = (x: Float32Array, rows: number) => Promise<Float32Array>;
@@ -28,17 +30,6 @@ export function layersPredict(model: tfl.LayersModel): Predict {
       tf.dispose([input, y]);
     }
   };
-}
-
-/** Standardise raw rows as the daemon does: (x - mean) * (1 / std), in float32. */
-export function standardizeLikeDaemon(x: Float32Array, standardize: Manifest['preprocessing']['standardize']): Float32Array {
-  if (!standardize) return Float32Array.from(x);
-  const mean = Float32Array.from(standardize.mean);
-  const inv = Float32Array.from(standardize.std, (s) => (s > 0 ? 1 / s : 1));
-  const n = mean.length;
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = (x[i] - mean[i % n]) * inv[i % n];
-  return out;
 }
 
 /** Run every row through `predict` in batches; returns outputs and their width. */

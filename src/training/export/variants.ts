@@ -5,9 +5,8 @@ import { describeCalibration, type CalibrationData, type CalibrationMethod } fro
 import { DEFAULT_CALIBRATION, exportToOnnx } from '../onnx/export-onnx.js';
 import { saveTfjsArtifacts, TFJS_MODEL_FILE } from '../tfjs-export.js';
 
-/** The formats a trained model is exported to. */
-export const VARIANTS = ['tfjs', 'tfjs-float16', 'tfjs-uint8', 'onnx-fp32', 'onnx-int8', 'onnx-int8-static'] as const;
-export type Variant = (typeof VARIANTS)[number];
+import { VARIANTS, type Variant } from './variant-names.js';
+export { VARIANTS, type Variant };
 
 /** One exported model: its files and the manifest fields that describe them. */
 export interface VariantArtifacts {
