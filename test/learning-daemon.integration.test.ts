@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isHoldout } from '../src/feedback/index.js';
 import type { TrainRows } from '../src/learning/index.js';
 import { RunStore } from '../src/training/runs/index.js';
 import { CLI } from './helpers/cli.js';
@@ -62,6 +63,8 @@ describe('on-device fine-tuning through the daemon', () => {
   let events: mqtt.MqttClient;
   const learning: Record<string, unknown>[] = [];
   let scenario: Awaited<ReturnType<typeof digitsScenario>>;
+  // The store's holdout follows the model's row counter: 300 replay rows first (1-300), then the 500 shifted ones.
+  const SHIFTED_TRAINABLE = Array.from({ length: 500 }, (_, i) => 301 + i).filter((n) => !isHoldout(n, 0.2)).length;
 
   beforeAll(async () => {
     scenario = await digitsScenario('models/digits');
@@ -70,8 +73,9 @@ describe('on-device fine-tuning through the daemon', () => {
         modelsDir: modelsWithDigits(),
         drift: { window: { rows: 100, minRows: 50, ms: 60_000 }, flushIntervalMs: 100 },
         feedback: { flushIntervalMs: 100 },
-        // minLabels near the 400 trainable rows of the 500 sent: the run starts once (nearly) all have arrived.
-        learning: { ...TEST_TRAINER, auto: true, minLabels: 380, cooldownMinutes: 0 },
+        // minLabels = the trainable rows of the 500 sent after the shift: the run starts once all
+        // have arrived, so it trains on the same rows however fast they come in.
+        learning: { ...TEST_TRAINER, auto: true, minLabels: SHIFTED_TRAINABLE, cooldownMinutes: 0 },
       },
     });
     client = await TestClient.connect(d.url, 4);

@@ -10,6 +10,9 @@
  * on trial under load).
  *
  *   npx tsx scripts/bench/learning-serving.ts [--rate 400] [--rounds 3] [--idle 10] [--rows 500]
+ *
+ * Investigation only: BENCH_CPU_PROF=DIR (a CPU profile of the daemon), BENCH_NODE_ARGS='--trace-gc'
+ * with BENCH_DAEMON_OUTPUT=FILE (the daemon's output), BENCH_DUMP=FILE (every request's send time and latency, as JSON).
  */
 import { fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -324,7 +327,7 @@ export async function runLearningServing(o: LearningServingOptions = { rate: 400
     const md = [
       '### Serving while fine-tuning',
       '',
-      `One daemon (\`node bin/edgeloop.js serve\`) over Mosquitto (set_tcp_nodelay true); ${accepted} labelled rows of digits with the shift-right fault fed over MQTT feedback (${last?.rows.new ?? '?'} train, ${last?.rows.holdout ?? '?'} holdout, ${last?.rows.replay ?? '?'} replay); an open-loop generator sends ${o.rate} one-row requests/s (MQTT 5, QoS 0, 4 clients) for the whole run. Latency: client-side, publish to reply, by the window the request was sent in. Fine-tunes: POST /models/digits/retrain {wait: true} (dry runs except the last, which promotes: install + activation on trial under load). Trainer: a child process at nice 10.`,
+      `One daemon (\`node bin/edgeloop.js serve\`) over Mosquitto (set_tcp_nodelay true); ${accepted} labelled rows of digits with the shift-right fault fed over MQTT feedback (${last?.rows.new ?? '?'} train, ${last?.rows.holdout ?? '?'} holdout, ${last?.rows.replay ?? '?'} replay); an open-loop generator sends ${o.rate} one-row requests/s (MQTT 5, QoS 0, 4 clients) for the whole run. Latency: client-side, publish to reply, by the window the request was sent in. Fine-tunes: POST /models/digits/retrain {wait: true} (dry runs except the last, which promotes: install + activation on trial under load). Trainer: a child process at nice 10 under SCHED_IDLE (the device default, learning.scheduling idle).`,
       '',
       table(['window', 'length', 'fine-tune outcome', 'requests', 'p50', 'p99', 'max', 'failed', 'lost', 'daemon CPU (of one core)', 'trainer CPU time', 'load average (1 min)'], rows),
       '',
