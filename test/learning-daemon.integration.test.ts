@@ -110,6 +110,9 @@ describe('on-device fine-tuning through the daemon', () => {
     expect(row).toMatchObject({ source: 'finetune', parentVersion: '1.0.0' });
     const install = d.daemon.registry!.history('digits').find((h) => h.action === 'install' && h.toVersion === version)!;
     expect(install.reason).toMatch(/fine-tune run \d+ from 1\.0\.0: \d+ rows .*holdout/);
+    // The trainer's gate stands for the activation gate (not scored twice on the serving thread), and the history says so.
+    const activation = d.daemon.registry!.history('digits').find((h) => (h.action === 'activate' || h.action === 'activate-trial') && h.toVersion === version)!;
+    expect(activation.reason).toMatch(/gate passed in the trainer: holdout 0\.\d+ -> 0\.\d+ on \d+ rows/);
     const after = await accuracy(client, d, shiftedHeld);
     expect(after - before).toBeGreaterThan(0.25);
     const run = RunStore.attach(d.daemon.registry!.db).list({ model: 'digits' })[0];

@@ -357,7 +357,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         const m = this.host?.get(name);
         return m ? { version: m.version, dir: registry.versionDir(name, m.version), manifest: m.manifest } : undefined;
       },
-      activate: (name, version, reason) => this.host!.activate(name, version, { actor: 'daemon', reason, trial: true }),
+      activate: (name, version, reason, gate) => {
+        // The trainer's gate (better on the holdout, not worse on the anchor set) stands for the
+        // activation gate when it also clears minAccuracy; otherwise the activation gate scores it here.
+        const h = gate?.numbers.holdout;
+        const scored = gate?.promote && h && h.rows > 0 && h.candidate >= config.registry.gate.minAccuracy;
+        const gated = scored ? `gate passed in the trainer: holdout ${h.parent.toFixed(3)} -> ${h.candidate.toFixed(3)} on ${h.rows} rows${gate.numbers.anchor ? `, anchor ${gate.numbers.anchor.parent.toFixed(3)} -> ${gate.numbers.anchor.candidate.toFixed(3)}` : ''}` : undefined;
+        return this.host!.activate(name, version, { actor: 'daemon', reason, trial: true, gated });
+      },
       // The shift began where the evidence of the open drift or accuracy alert began.
       alertSince: (name) => shiftStart(name, { labelled: feedback.store, accuracyAlerts: (m) => feedback.store.alerts({ open: true, model: m }), drift: this.drift?.store }),
       onTrial: (name) => this.host?.trialOf(name) !== undefined,

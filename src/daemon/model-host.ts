@@ -134,10 +134,11 @@ export class ModelHost {
    * (EDGELOOP_GATE_FAILED when refused, recorded as 'gate-refused'; fleet and daemon refusals
    * also mark the version rejected). `force` skips the gate, and the history says so.
    */
-  activate(name: string, version: string, opts: { actor: Actor; reason?: string; force?: boolean; trial?: boolean }): Promise<Change> {
+  activate(name: string, version: string, opts: { actor: Actor; reason?: string; force?: boolean; trial?: boolean; gated?: string }): Promise<Change> {
+    const { gated, ...change } = opts;
     return this.serialize(async () => {
       try {
-        return await this.switchWith(name, (prepare) => this.registry.activate(name, version, { ...opts, prepare }), { force: opts.force === true });
+        return await this.switchWith(name, (prepare) => this.registry.activate(name, version, { ...change, prepare }), { force: opts.force === true, gated });
       } catch (err) {
         const e = asEdgeloopError(err);
         if (e.code === 'EDGELOOP_GATE_FAILED') {
@@ -193,7 +194,7 @@ export class ModelHost {
    * traffic only once it is recorded. Going back to the version a comparison keeps loaded
    * reuses it instead of loading it again.
    */
-  private async switchWith(name: string, change: (prepare: (row: VersionRow) => Promise<string | void>) => Promise<Change>, gate?: { force: boolean }): Promise<Change> {
+  private async switchWith(name: string, change: (prepare: (row: VersionRow) => Promise<string | void>) => Promise<Change>, gate?: { force: boolean; gated?: string }): Promise<Change> {
     let loaded: ServedModel | undefined;
     let reused = false;
     const shadow = this.comparisons.get(name)?.previous;
@@ -206,7 +207,8 @@ export class ModelHost {
           return;
         }
         loaded = await this.load(row);
-        if (gate) return this.gate(name, loaded, gate.force);
+        // gated: scored already, on these rows, off this thread (a fine-tune's gate); its verdict goes in the history.
+        if (gate) return gate.gated && !gate.force ? gate.gated : this.gate(name, loaded, gate.force);
       });
     } catch (err) {
       if (!reused) await loaded?.dispose();

@@ -72,6 +72,7 @@ async function trainLayers(bundle: VerifiedBundle, entry: string, strategy: Reso
       batchSize: BATCH,
       patience: PATIENCE,
       seed: job.seed,
+      pauseRatio: job.policy.pauseRatio,
       logits: m.outputKind === 'logits',
       onEpoch: (r) => hooks.progress?.({ stage: 'training', epoch: r.epoch, epochs: job.policy.epochs, metrics: r.metrics }),
       shouldStop: hooks.shouldStop,
@@ -179,6 +180,7 @@ async function trainHeadOnEmbedding(bundle: VerifiedBundle, output: string, job:
       batchSize: BATCH,
       patience: PATIENCE,
       seed: job.seed,
+      pauseRatio: job.policy.pauseRatio,
       onEpoch: (r) => hooks.progress?.({ stage: 'training', epoch: r.epoch, epochs: job.policy.epochs, metrics: r.metrics }),
       shouldStop: hooks.shouldStop,
     });

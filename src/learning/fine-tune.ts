@@ -119,7 +119,7 @@ export function fineTune(opts: FineTuneOptions): FineTuneRun {
           version,
           rows: opts.rows,
           replay: opts.replay,
-          policy: { strategy: policy.strategy, lastLayers: policy.lastLayers, epochs: policy.epochs, learningRate: policy.learningRate, replayRows: policy.replayRows, refitPreprocessing: policy.refitPreprocessing },
+          policy: { strategy: policy.strategy, lastLayers: policy.lastLayers, epochs: policy.epochs, learningRate: policy.learningRate, replayRows: policy.replayRows, refitPreprocessing: policy.refitPreprocessing, pauseRatio: policy.pauseRatio },
           validationFraction: opts.validationFraction ?? 0.2,
           seed: opts.seed ?? 1,
           gate: opts.gate,

@@ -13,6 +13,12 @@ export interface FitLayersOptions {
   /** Epochs without a better val_loss before stopping. */
   patience: number;
   seed: number;
+  /**
+   * After each epoch, pause this many times the epoch's own duration (0: none). A trainer that
+   * holds a core without a break still costs the daemon beside it tail latency through what the
+   * cores share (caches, memory bandwidth), even when it yields every time slice.
+   */
+  pauseRatio?: number;
   /** The model emits logits (softmax in the loss) instead of probabilities. */
   logits?: boolean;
   onEpoch?: (record: EpochRecord) => void;
@@ -82,6 +88,7 @@ export async function fitLayers(model: tfl.LayersModel, train: FitRows, val: Fit
       } else if (++wait > o.patience) break;
       // Let IPC messages run between epochs: fit() only awaits microtasks.
       await new Promise((resolve) => setImmediate(resolve));
+      if (o.pauseRatio) await new Promise((resolve) => setTimeout(resolve, record.ms * (o.pauseRatio ?? 0)));
       if (o.shouldStop?.()) break;
     }
     model.setWeights(bestWeights);

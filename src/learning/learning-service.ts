@@ -63,8 +63,13 @@ export interface LearningServiceOptions {
   workDir: string;
   /** The serving version of a model (its manifest when loaded), or undefined when it is not served. */
   serving(model: string): { version: string; dir: string; manifest?: Manifest } | undefined;
-  /** Activate an installed candidate on trial (the daemon's ModelHost, or the registry offline). */
-  activate(model: string, version: string, reason: string): Promise<unknown>;
+  /**
+   * Activate an installed candidate on trial (the daemon's ModelHost, or the registry offline).
+   * `gate` is the promotion gate the trainer scored: the candidate against the serving version on
+   * the holdout and anchor rows, the activation gate's own rows, so the daemon need not score both
+   * versions again on its serving thread.
+   */
+  activate(model: string, version: string, reason: string, gate?: CompareResult): Promise<unknown>;
   /** When the model's open drift or accuracy alert was raised (ms), or null: "the shift". */
   alertSince?(model: string): number | null;
   /** Whether the model is on trial now (no automatic run then). */
@@ -264,7 +269,7 @@ export class LearningService {
         const h = verdict.numbers.holdout;
         const why = `fine-tune run ${runId} from ${serving.version}: ${rows.new} rows${data.timeRange ? ` (${iso(data.timeRange.from)} to ${iso(data.timeRange.to)})` : ''}, ${result.summary.strategy}, ${result.summary.epochsRun} epochs; holdout ${h.parent.toFixed(3)} -> ${h.candidate.toFixed(3)}${verdict.numbers.anchor ? `, anchor ${verdict.numbers.anchor.parent.toFixed(3)} -> ${verdict.numbers.anchor.candidate.toFixed(3)}` : ''}`;
         await this.opts.registry.install(result.dir, { actor: 'daemon', source: 'finetune', parentVersion: serving.version, reason: why });
-        await this.opts.activate(model, result.version, why);
+        await this.opts.activate(model, result.version, why, verdict);
         this.opts.runs.finishFinetune(runId, 'promoted', { metrics, artifacts: { version: result.version }, version: result.version });
         this.emit({ type: 'promoted', model, runId, message: `${model}@${result.version} promoted on trial: ${why}`, version: result.version, parentVersion: serving.version, gate: verdict.numbers });
         return end({ outcome: 'promoted', version: result.version, reason: why, gate: verdict.numbers, rows, strategy: result.summary.strategy });

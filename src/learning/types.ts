@@ -30,6 +30,8 @@ export interface LearningPolicy {
   learningRate?: number;
   replayRows: number;
   refitPreprocessing: boolean;
+  /** After each epoch the trainer pauses this many times the epoch's duration (0: never), for serving's tail latency. */
+  pauseRatio: number;
   timeBudgetSeconds: number;
   memoryBudgetMb: number;
   nice: number;
@@ -46,6 +48,7 @@ export const DEFAULT_POLICY: LearningPolicy = {
   epochs: 60,
   replayRows: 500,
   refitPreprocessing: false,
+  pauseRatio: 1,
   timeBudgetSeconds: 600,
   memoryBudgetMb: 1024,
   nice: 10,

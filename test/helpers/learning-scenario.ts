@@ -67,8 +67,9 @@ export async function withoutSource(bundleDir: string, outDir: string): Promise<
  * The trainer's CPU priority in tests: nice 0, not the product's SCHED_IDLE + nice 10. On a
  * loaded machine (CI beside other jobs, two test files at once) an idle-class trainer gets no CPU
  * at all and a test would wait out its bound; the default is tested on its own (learning-process).
+ * No pause between epochs either (learning.pauseRatio): tests check answers, the bench the tail.
  */
-export const TEST_TRAINER = { scheduling: 'nice', nice: 0 } as const;
+export const TEST_TRAINER = { scheduling: 'nice', nice: 0, pauseRatio: 0 } as const;
 
 export const FINETUNE_ROWS = 500;
 export const REPLAY_ROWS = 500;
