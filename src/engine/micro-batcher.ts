@@ -19,7 +19,7 @@ export interface BatcherOptions {
   /** Clock, injectable for tests. */
   now?: () => number;
   /** Told the duration (ms) of every engine call. */
-  onBatch?: (ms: number) => void;
+  onBatch?: (ms: number, rows: number) => void;
 }
 
 /** One request's share of a batch result: per output, its rows (a view, not a copy). */
@@ -194,7 +194,7 @@ export class MicroBatcher {
       const feeds = this.concatFeeds(batch, rows);
       const started = performance.now();
       const outputs = await this.engine.run(feeds);
-      this.opts.onBatch?.(performance.now() - started);
+      this.opts.onBatch?.(performance.now() - started, rows);
       this.stats.batches++;
       this.stats.rows += rows;
       this.stats.requests += batch.length;

@@ -58,6 +58,8 @@ export class ServedModel {
   readonly version: string;
   readonly inputs: { name: string; dtype: Engine['inputs'][number]['dtype']; rowSize: number }[];
   readonly health = new HealthStats();
+  /** Told after every engine call with its duration and rows (metrics); synchronous, so it adds no await to a batch. */
+  onEngineCall?: (ms: number, rows: number) => void;
   private readonly batcher: MicroBatcher;
   private readonly mean?: Float32Array;
   private readonly invStd?: Float32Array;
@@ -78,7 +80,13 @@ export class ServedModel {
       this.mean = Float32Array.from(std.mean);
       this.invStd = Float32Array.from(std.std, (s) => (s > 0 ? 1 / s : 1));
     }
-    this.batcher = new MicroBatcher(engine, { ...batcherOpts, onBatch: (ms) => this.health.engine.record(ms) });
+    this.batcher = new MicroBatcher(engine, {
+      ...batcherOpts,
+      onBatch: (ms, rows) => {
+        this.health.engine.record(ms);
+        this.onEngineCall?.(ms, rows);
+      },
+    });
   }
 
   get stats(): BatcherStats {

@@ -1,5 +1,5 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import type { Engine, EngineTensor, ServedModel } from '../engine/index.js';
+import type { ServedModel } from '../engine/index.js';
 import { VersionCells } from './cells.js';
 import { family, histogramValues, type Sample } from './families.js';
 
@@ -54,22 +54,15 @@ export class Metrics {
   }
 
   /**
-   * Count every engine call of a version (duration, rows). The micro-batcher holds the engine
-   * it was built with, so the instance's own run() is wrapped; one wrapper per engine.
+   * Count every engine call of a version (duration, rows) through the model's synchronous
+   * onEngineCall hook (the micro-batcher's and the tensor runner's), not by wrapping
+   * engine.run: a wrapper is one more async function on every batch.
    */
   instrument(model: ServedModel): void {
     const cells = this.cells(model);
-    const engine = model.engine as Engine & { [INSTRUMENTED]?: true };
-    if (engine[INSTRUMENTED]) return;
-    engine[INSTRUMENTED] = true;
-    const run = engine.run.bind(engine);
-    const first = engine.inputs[0]?.name;
-    engine.run = async (feeds: Readonly<Record<string, EngineTensor>>) => {
-      const started = performance.now();
-      const out = await run(feeds);
-      cells.engine.observe((performance.now() - started) / 1000);
-      cells.rows.observe(first !== undefined ? (feeds[first]?.dims[0] ?? 1) : 1);
-      return out;
+    model.onEngineCall = (ms, rows) => {
+      cells.engine.observe(ms / 1000);
+      cells.rows.observe(rows);
     };
   }
 
@@ -195,4 +188,3 @@ export class Metrics {
   }
 }
 
-const INSTRUMENTED = Symbol('edgeloop.metrics.instrumented');

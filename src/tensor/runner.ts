@@ -45,7 +45,11 @@ export async function runTensors(model: ServedModel, req: InferRequest, deadline
   standardize(model, feeds);
   const results = await inLane(model.engine, limits, deadline, async () => {
     try {
-      return await model.engine.run(feeds);
+      const started = performance.now();
+      const out = await model.engine.run(feeds);
+      const first = model.engine.inputs[0]?.name;
+      model.onEngineCall?.(performance.now() - started, first !== undefined ? (feeds[first]?.dims[0] ?? 1) : 1);
+      return out;
     } catch (err) {
       // Declared shapes were checked; what ONNX Runtime still refuses with symbolic dimensions
       // is the client's combination of sizes (e.g. a MatMul's inner dimensions), not a fault.
