@@ -13,7 +13,7 @@ import { SyncService } from '../sync/index.js';
 import { DriftService, driftAdminRoutes } from '../drift/index.js';
 import { FeedbackService, feedbackAdminRoutes, type AccuracyEvent } from '../feedback/index.js';
 import { learningAdminRoutes } from '../learning/admin.js';
-import { LearningService, learningWorkDir, type LearningEvent } from '../learning/learning-service.js';
+import { LearningService, learningWorkDir, trainerGateNote, type LearningEvent } from '../learning/learning-service.js';
 import { shiftStart } from '../learning/shift.js';
 import { RunStore } from '../training/runs/index.js';
 import { readiness, startHttp, type DaemonPhase, type HttpService, type Readiness } from '../http/index.js';
@@ -357,14 +357,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         const m = this.host?.get(name);
         return m ? { version: m.version, dir: registry.versionDir(name, m.version), manifest: m.manifest } : undefined;
       },
-      activate: (name, version, reason, gate) => {
-        // The trainer's gate (better on the holdout, not worse on the anchor set) stands for the
-        // activation gate when it also clears minAccuracy; otherwise the activation gate scores it here.
-        const h = gate?.numbers.holdout;
-        const scored = gate?.promote && h && h.rows > 0 && h.candidate >= config.registry.gate.minAccuracy;
-        const gated = scored ? `gate passed in the trainer: holdout ${h.parent.toFixed(3)} -> ${h.candidate.toFixed(3)} on ${h.rows} rows${gate.numbers.anchor ? `, anchor ${gate.numbers.anchor.parent.toFixed(3)} -> ${gate.numbers.anchor.candidate.toFixed(3)}` : ''}` : undefined;
-        return this.host!.activate(name, version, { actor: 'daemon', reason, trial: true, gated });
-      },
+      activate: (name, version, reason, gate) => this.host!.activate(name, version, { actor: 'daemon', reason, trial: true, gated: trainerGateNote(gate, config.registry.gate.minAccuracy) }),
       // The shift began where the evidence of the open drift or accuracy alert began.
       alertSince: (name) => shiftStart(name, { labelled: feedback.store, accuracyAlerts: (m) => feedback.store.alerts({ open: true, model: m }), drift: this.drift?.store }),
       onTrial: (name) => this.host?.trialOf(name) !== undefined,

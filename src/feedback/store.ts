@@ -172,7 +172,7 @@ export class FeedbackStore implements LabelledRows {
     if (!this.ready) return batchOf([]);
     const { where, args } = rowsWhere(model, opts);
     const order = opts.order === 'oldest' ? 'ASC' : 'DESC';
-    const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';
+    const limit = limitSql(opts.limit);
     const recs = this.db.prepare(`SELECT id, version, inputs, features, label, predicted, at, holdout FROM feedback_rows WHERE ${where} ORDER BY id ${order}${limit}`).all(...args) as RowRecord[];
     return batchOf(recs);
   }
@@ -180,14 +180,14 @@ export class FeedbackStore implements LabelledRows {
   oldestAt(model: string, opts: Omit<RowsQuery, 'order'> = {}): number | null {
     if (!this.ready) return null;
     const { where, args } = rowsWhere(model, opts);
-    const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';
+    const limit = limitSql(opts.limit);
     return (this.db.prepare(`SELECT MIN(at) FROM (SELECT at FROM feedback_rows WHERE ${where} ORDER BY id DESC${limit})`).pluck().get(...args) as number | null) ?? null;
   }
 
   count(model: string, opts: Omit<RowsQuery, 'order'> = {}): number {
     if (!this.ready) return 0;
     const { where, args } = rowsWhere(model, opts);
-    const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';
+    const limit = limitSql(opts.limit);
     return this.db.prepare(`SELECT COUNT(*) FROM (SELECT 1 FROM feedback_rows WHERE ${where}${limit})`).pluck().get(...args) as number;
   }
 
@@ -274,6 +274,10 @@ export class FeedbackStore implements LabelledRows {
 }
 
 /** Rows of one width (the newest row's) into a batch; rows of another width (an older input shape) are left out. */
+function limitSql(limit: number | undefined): string {
+  return limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(limit))}` : '';
+}
+
 function rowsWhere(model: string, opts: Omit<RowsQuery, 'order'>): { where: string; args: unknown[] } {
   const where = ['model = ?'];
   const args: unknown[] = [model];

@@ -11,7 +11,7 @@ export { attachHead, type DenseHead } from './head-onnx.js';
 export { applyDigitsFault, STUCK_PIXELS, type DigitsFault } from './faults.js';
 export { buildCandidate } from './candidate.js';
 export { DEFAULT_POLICY, type FineTuneJob, type FineTuneProgress, type FineTuneResult, type FineTuneSummary, type LearningPolicy, type ResolvedStrategy, type Strategy, type TrainRows, type FromTrainer, type ToTrainer } from './types.js';
-export { LearningService, learningWorkDir, type LearningServiceOptions, type LearningEvent, type RetrainOutcome, type RetrainRequest } from './learning-service.js';
+export { LearningService, learningWorkDir, trainerGateNote, type LearningServiceOptions, type LearningEvent, type RetrainOutcome, type RetrainRequest } from './learning-service.js';
 export { learningAdminRoutes, retrainRequest } from './admin.js';
 export { retrainOffline } from './offline.js';
 export { shiftStart, type AlertSources } from './shift.js';

@@ -321,6 +321,18 @@ export class LearningService {
   }
 }
 
+/**
+ * The history note for activating a promoted candidate on the trainer's gate, or undefined when
+ * that gate cannot stand for the activation gate (refused, no holdout rows, below minAccuracy):
+ * then the activation gate scores the candidate itself.
+ */
+export function trainerGateNote(gate: CompareResult | undefined, minAccuracy: number): string | undefined {
+  const h = gate?.numbers.holdout;
+  if (!gate?.promote || !h || h.rows === 0 || h.candidate < minAccuracy) return undefined;
+  const a = gate.numbers.anchor;
+  return `gate passed in the trainer: holdout ${h.parent.toFixed(3)} -> ${h.candidate.toFixed(3)} on ${h.rows} rows${a ? `, anchor ${a.parent.toFixed(3)} -> ${a.candidate.toFixed(3)}` : ''}`;
+}
+
 function toRows(b: LabelledBatch): TrainRows & { at: number[] } {
   return { x: b.x, y: b.y, rows: b.rows, features: b.features, at: b.at };
 }
