@@ -60,20 +60,32 @@ describe('crash safety', () => {
     const completed: number[] = [];
 
     for (let round = 0; round < ROUNDS; round++) {
-      // A burst of state changes; the daemon is killed somewhere inside it.
+      // A burst of state changes; the daemon is killed somewhere inside it. The kill waits for a
+      // number of finished steps (it differs from round to round), then a random few milliseconds
+      // more, so kills land at every point of the burst however fast this machine runs it.
+      const steps: [string, string, unknown][] = [
+        ['POST', '/models', { path: path.resolve(bundles[round]) }],
+        ['POST', '/models/digits-fp32/activate', { version: `1.1.${round}`, force: true }],
+        ['POST', '/models/digits-fp32/rollback', { reason: 'crash test' }],
+        ['POST', '/models/digits-fp32/activate', { version: `1.1.${Math.max(0, round - 1)}`, force: true }],
+        ['POST', '/gc', { keep: 4 }],
+      ];
+      const killAfter = round % steps.length;
+      let reached: () => void = () => {};
+      const killPoint = new Promise<void>((r) => (reached = r));
       const burst = (async () => {
-        const steps: [string, string, unknown][] = [
-          ['POST', '/models', { path: path.resolve(bundles[round]) }],
-          ['POST', '/models/digits-fp32/activate', { version: `1.1.${round}`, force: true }],
-          ['POST', '/models/digits-fp32/rollback', { reason: 'crash test' }],
-          ['POST', '/models/digits-fp32/activate', { version: `1.1.${Math.max(0, round - 1)}`, force: true }],
-          ['POST', '/gc', { keep: 4 }],
-        ];
         let done = 0;
-        for (const [method, p, body] of steps) if ((await admin(home, method, p, body)) !== undefined) done++;
+        if (killAfter === 0) reached();
+        for (const [method, p, body] of steps) {
+          if ((await admin(home, method, p, body)) !== undefined) done++;
+          else break; // the daemon is gone
+          if (done === killAfter) reached();
+        }
+        reached();
         return done;
       })();
-      const delay = Math.floor(Math.random() * 30); // the burst takes about that long: kills land inside it
+      await killPoint;
+      const delay = Math.floor(Math.random() * 10);
       kills.push(delay);
       await new Promise((r) => setTimeout(r, delay));
       daemon.kill('SIGKILL');
