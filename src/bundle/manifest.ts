@@ -45,7 +45,8 @@ export const manifestSchema = z.object({
   /** The file the engine loads: model.onnx or model.json. */
   entry: z.string().min(1),
   artifacts: z.array(artifactSchema).min(1),
-  inputs: z.array(tensorSpecSchema).min(1),
+  /** Empty only for a model that takes nothing (a constant or a generator), served as tensors. */
+  inputs: z.array(tensorSpecSchema),
   outputs: z.array(tensorSpecSchema).min(1),
   /** Class names for classifiers, in output order. */
   labels: z.array(z.string()).optional(),

@@ -27,6 +27,9 @@ export function parseManifest(raw: unknown, where: string): Manifest {
   if (!m.artifacts.some((a) => a.path === m.entry)) {
     throw new EdgeloopError('EDGELOOP_BUNDLE_INVALID', `${where}: 'entry' ${m.entry} is not listed in 'artifacts'`);
   }
+  if (m.inputs.length === 0 && m.task !== 'embedding') {
+    throw new EdgeloopError('EDGELOOP_BUNDLE_INVALID', `${where}: a ${m.task} model needs at least one input in 'inputs'`);
+  }
   if (m.task === 'classification' && m.labels && m.outputs[0].shape.at(-1)! > 0 && m.labels.length !== m.outputs[0].shape.at(-1)) {
     throw new EdgeloopError('EDGELOOP_BUNDLE_INVALID', `${where}: 'labels' has ${m.labels.length} names but output '${m.outputs[0].name}' has ${m.outputs[0].shape.at(-1)} classes`);
   }

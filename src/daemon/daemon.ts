@@ -166,6 +166,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload as string, qos, correlationData),
         limits: config.serving,
         accepting: () => this.phase === 'serving',
+        taps: () => ({ predictions: config.feedback.enabled ? feedback.recorder : undefined, onServed: this.driftTap }),
         onOutcome: this.metrics ? (model, code, seconds) => this.metrics!.observe(model, 'mqtt', code, seconds) : undefined,
         log,
       }),

@@ -24,7 +24,8 @@ export interface BatcherOptions {
 
 /** One request's share of a batch result: per output, its rows (a view, not a copy). */
 export interface RowsResult {
-  outputs: Record<string, { data: TypedArray; width: number }>;
+  /** `width` values per row; `tail` the output's dimensions after the batch one (shared, do not change). */
+  outputs: Record<string, { data: TypedArray; width: number; tail: readonly number[] }>;
   /** Rows in the engine call this request rode in. */
   batchRows: number;
 }
@@ -198,13 +199,11 @@ export class MicroBatcher {
       this.stats.batches++;
       this.stats.rows += rows;
       this.stats.requests += batch.length;
+      const shapes = Object.entries(outputs).map(([name, t]) => ({ name, t, width: t.dims.length > 1 ? t.data.length / t.dims[0] : 1, tail: t.dims.slice(1) }));
       let offset = 0;
       for (const p of batch) {
         const mine: RowsResult['outputs'] = {};
-        for (const [name, t] of Object.entries(outputs)) {
-          const width = t.dims.length > 1 ? t.data.length / t.dims[0] : 1;
-          mine[name] = { data: t.data.subarray(offset * width, (offset + p.rows) * width), width };
-        }
+        for (const { name, t, width, tail } of shapes) mine[name] = { data: t.data.subarray(offset * width, (offset + p.rows) * width), width, tail };
         offset += p.rows;
         if (!p.settled) {
           p.settled = true;

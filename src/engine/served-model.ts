@@ -1,7 +1,7 @@
 import { rowSize, type Manifest } from '../bundle/index.js';
 import { EdgeloopError } from '../errors.js';
 import type { Engine, TypedArray } from './engine.js';
-import { MicroBatcher, type BatcherOptions, type BatcherStats } from './micro-batcher.js';
+import { MicroBatcher, type BatcherOptions, type BatcherStats, type RowsResult } from './micro-batcher.js';
 
 /** One entry of a reply's `predictions`, per input row. */
 export type Prediction =
@@ -60,6 +60,12 @@ export class ServedModel {
   readonly health = new HealthStats();
   /** Told after every engine call with its duration and rows (metrics); synchronous, so it adds no await to a batch. */
   onEngineCall?: (ms: number, rows: number) => void;
+  /**
+   * Every input and output follows rows (a dynamic first dimension, the rest fixed), so tensor
+   * requests may share engine calls with row requests. Set by the loader, which checks it on
+   * the engine itself (src/daemon/load-models.ts); false until then.
+   */
+  batchable = false;
   private readonly batcher: MicroBatcher;
   private readonly mean?: Float32Array;
   private readonly invStd?: Float32Array;
@@ -74,8 +80,9 @@ export class ServedModel {
     this.inputs = engine.inputs.map((s) => ({ name: s.name, dtype: s.dtype, rowSize: rowSize(s) }));
     const std = manifest.preprocessing.standardize;
     if (std) {
-      if (std.mean.length !== this.inputs[0].rowSize) {
-        throw new EdgeloopError('EDGELOOP_BUNDLE_INVALID', `${this.name}: 'preprocessing.standardize' has ${std.mean.length} values, input '${this.inputs[0].name}' has ${this.inputs[0].rowSize} per row`);
+      const first = this.inputs[0];
+      if (!first || std.mean.length !== first.rowSize) {
+        throw new EdgeloopError('EDGELOOP_BUNDLE_INVALID', `${this.name}: 'preprocessing.standardize' has ${std.mean.length} values, input '${first?.name}' has ${first?.rowSize ?? 0} per row`);
       }
       this.mean = Float32Array.from(std.mean);
       this.invStd = Float32Array.from(std.std, (s) => (s > 0 ? 1 / s : 1));
@@ -110,7 +117,12 @@ export class ServedModel {
     }
     const result = await this.batcher.submit(feeds, rows, deadline);
     const first = result.outputs[this.engine.outputs[0].name];
-    return { predictions: this.postprocess(first.data, first.width, rows), batchRows: result.batchRows };
+    return { predictions: this.interpret(first.data, first.width, rows), batchRows: result.batchRows };
+  }
+
+  /** Queue prepared feeds (already standardised) on the micro-batcher: every output's rows, raw. */
+  submitRows(feeds: Readonly<Record<string, TypedArray>>, rows: number, deadline: number): Promise<RowsResult> {
+    return this.batcher.submit(feeds, rows, deadline);
   }
 
   /** Stop intake and wait for what is queued or running. */
@@ -126,7 +138,8 @@ export class ServedModel {
     await this.engine.dispose();
   }
 
-  private postprocess(data: TypedArray, width: number, rows: number): Prediction[] {
+  /** The task's reading of the first output's rows (`width` values each): labels, values or embeddings. */
+  interpret(data: TypedArray, width: number, rows: number): Prediction[] {
     const out: Prediction[] = new Array(rows);
     const task = this.manifest.task;
     for (let r = 0; r < rows; r++) {

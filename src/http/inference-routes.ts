@@ -61,8 +61,8 @@ async function infer(ctx: HttpContext, { req, res, params, body }: RouteCall, fi
     }
     const request = parseInferRequest(raw.subarray(0, headerLength), raw.subarray(headerLength));
     id = request.id;
-    const outputs = await runTensors(model, request, Date.now() + (request.timeoutMs ?? ctx.limits.timeoutMs), { queueLimit: ctx.limits.queueLimit });
-    const reply = encodeInferResponse({ model: model.name, version: model.version, id }, outputs, request.binaryOutputs);
+    const { outputs, predictionIds } = await runTensors(model, request, Date.now() + (request.timeoutMs ?? ctx.limits.timeoutMs), { queueLimit: ctx.limits.queueLimit }, ctx.taps());
+    const reply = encodeInferResponse({ model: model.name, version: model.version, id, predictionIds }, outputs, request.binaryOutputs);
     if (reply.buffers.length) {
       const head = Buffer.from(reply.header);
       send(res, 200, Buffer.concat([head, ...reply.buffers]), 'application/octet-stream', { [HEADER_LENGTH_FIELD]: head.length });

@@ -8,7 +8,7 @@ export function serverMetadata(version: string): Record<string, unknown> {
 
 /** GET /v2/models/{name}[/versions/{v}] (OIP model metadata); -1 marks a dynamic dimension. */
 export function modelMetadata(m: ServedModel): Record<string, unknown> {
-  const spec = (s: { name: string; dtype: keyof typeof DTYPE_TO_OIP; shape: number[] }) => ({ name: s.name, datatype: DTYPE_TO_OIP[s.dtype], shape: s.shape });
+  const spec = (s: { name: string; dtype: keyof typeof DTYPE_TO_OIP; shape: readonly number[] }) => ({ name: s.name, datatype: DTYPE_TO_OIP[s.dtype], shape: s.shape });
   return {
     name: m.name,
     versions: [m.version],
@@ -16,5 +16,7 @@ export function modelMetadata(m: ServedModel): Record<string, unknown> {
     task: m.manifest.task,
     inputs: m.engine.inputs.map(spec),
     outputs: m.engine.outputs.map(spec),
+    // OIP's free-form parameters: whether tensor requests share engine calls (micro-batched).
+    parameters: { batchable: m.batchable },
   };
 }

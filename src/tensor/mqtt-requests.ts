@@ -5,7 +5,7 @@ import type { IncomingRequest, Topics } from '../transport/index.js';
 import { replyTopicProblem, topicProblem } from '../transport/topics.js';
 import { frame, isFramed, unframe } from './binary.js';
 import { encodeInferResponse, parseInferRequest } from './request.js';
-import { runTensors } from './runner.js';
+import { runTensors, type RunTaps } from './runner.js';
 
 const INPUTS = Buffer.from('"inputs"');
 
@@ -35,6 +35,8 @@ export interface TensorRequestsOptions {
   publish: (topic: string, payload: string | Buffer, qos: 0 | 1 | 2, correlationData?: Buffer) => Promise<void>;
   limits: { maxPayloadBytes: number; timeoutMs: number; queueLimit: number };
   accepting: () => boolean;
+  /** Feedback's prediction ring and the drift tap, as row requests have them. */
+  taps?: () => RunTaps;
   onOutcome?: (model: ServedModel, code: string, seconds: number) => void;
   log?: Logger;
 }
@@ -64,8 +66,8 @@ export class TensorRequests {
       const request = parseInferRequest(header, binary, envelope);
       let timeoutMs = request.timeoutMs ?? this.opts.limits.timeoutMs;
       if (req.messageExpiryInterval) timeoutMs = Math.min(timeoutMs, req.messageExpiryInterval * 1000);
-      const outputs = await runTensors(model, request, Date.now() + timeoutMs, this.opts.limits);
-      const reply = encodeInferResponse({ model: model.name, version: model.version, id: request.id }, outputs, request.binaryOutputs);
+      const { outputs, predictionIds } = await runTensors(model, request, Date.now() + timeoutMs, this.opts.limits, this.opts.taps?.() ?? {});
+      const reply = encodeInferResponse({ model: model.name, version: model.version, id: request.id, predictionIds }, outputs, request.binaryOutputs);
       payload = reply.buffers.length ? frame(reply.header, reply.buffers) : reply.header;
       model.health.record(true, performance.now() - started);
     } catch (err) {

@@ -35,7 +35,8 @@ export function parseInferRequest(header: Buffer, binary: Buffer, envelope: { id
     if (typeof o.replyTo !== 'string' || !o.replyTo || /[+#\0]/.test(o.replyTo)) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'replyTo' must be a topic name without wildcards`);
     envelope.replyTo = o.replyTo;
   }
-  if (!Array.isArray(o.inputs) || o.inputs.length === 0) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'inputs' must be a non-empty array of tensors`);
+  // Empty only makes sense for a model that takes no inputs; the runner checks the names.
+  if (!Array.isArray(o.inputs)) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'inputs' must be an array of tensors`);
   let offset = 0;
   const inputs = o.inputs.map((raw, i) => {
     const where = `inputs[${i}]`;
@@ -87,7 +88,7 @@ export interface OutputTensor {
 }
 
 /** The reply: its JSON text and the buffers of binary outputs (in header order). */
-export function encodeInferResponse(meta: { model: string; version: string; id?: string }, outputs: readonly OutputTensor[], binary: InferRequest['binaryOutputs']): { header: string; buffers: Buffer[] } {
+export function encodeInferResponse(meta: { model: string; version: string; id?: string; predictionIds?: string[] }, outputs: readonly OutputTensor[], binary: InferRequest['binaryOutputs']): { header: string; buffers: Buffer[] } {
   const buffers: Buffer[] = [];
   const json: JsonTensor[] = outputs.map((t) => {
     const asBinary = binary === 'all' || (binary !== 'none' && binary.has(t.name));
@@ -99,6 +100,8 @@ export function encodeInferResponse(meta: { model: string; version: string; id?:
   });
   const reply: Record<string, unknown> = { model_name: meta.model, model_version: meta.version };
   if (meta.id !== undefined) reply.id = meta.id;
+  // Feedback names a prediction by its id (one per row): OIP's free-form response parameters.
+  if (meta.predictionIds) reply.parameters = { prediction_ids: meta.predictionIds };
   reply.outputs = json;
   return { header: JSON.stringify(reply), buffers };
 }

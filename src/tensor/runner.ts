@@ -1,9 +1,10 @@
 import type { TensorSpec } from '../bundle/index.js';
-import type { EngineTensor, ServedModel, TypedArray } from '../engine/index.js';
+import type { EngineTensor, PredictResult, ServedModel, TypedArray } from '../engine/index.js';
 import { EdgeloopError, asEdgeloopError } from '../errors.js';
+import type { PredictionTap } from '../transport/index.js';
 import type { InferRequest, OutputTensor } from './request.js';
 
-/** One lane per engine: OIP requests run one per engine call, in arrival order, bounded. */
+/** One lane per engine: tensor requests a model cannot batch run one per engine call, in arrival order, bounded. */
 interface Lane {
   tail: Promise<unknown>;
   waiting: number;
@@ -15,18 +16,33 @@ export interface RunLimits {
   queueLimit: number;
 }
 
+/** What feedback and drift see of a request, as for row requests (src/transport's taps). */
+export interface RunTaps {
+  predictions?: PredictionTap;
+  onServed?: (model: ServedModel, feeds: Record<string, TypedArray>, rows: number, predictions: PredictResult['predictions']) => void;
+}
+
+export interface TensorResult {
+  outputs: OutputTensor[];
+  /** One per row, when the model keeps its predictions for feedback (bundles with one float32 input). */
+  predictionIds?: string[];
+}
+
 /**
  * Run an OIP request on a served model and return the outputs asked for, raw. Inputs are
  * checked against the model's declared signature (names, datatypes, rank, fixed dimensions);
  * a bundle's standardisation applies to its first input, as for row requests, so a bundle
- * answers the same over rows and tensors. Tensor requests run one per engine call (a fixed
- * batch dimension cannot be merged), queued behind each other with the row batcher's limit.
+ * answers the same over rows and tensors. A model whose inputs and outputs follow rows
+ * (`ServedModel.batchable`) runs the request on its micro-batcher, sharing engine calls with
+ * row requests, and its rows reach the drift monitor and the prediction ring as row requests'
+ * do; any other model runs tensor requests one per engine call (a fixed batch dimension cannot
+ * be merged), queued behind each other with the row batcher's limit.
  */
-export async function runTensors(model: ServedModel, req: InferRequest, deadline: number, limits: RunLimits): Promise<OutputTensor[]> {
+export async function runTensors(model: ServedModel, req: InferRequest, deadline: number, limits: RunLimits, taps: RunTaps = {}): Promise<TensorResult> {
   const specs = model.engine.inputs;
   const byName = new Map(req.inputs.map((t) => [t.name, t]));
   for (const t of req.inputs) {
-    if (!specs.some((s) => s.name === t.name)) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'${t.name}' is not an input of ${model.name} (inputs: ${specs.map((s) => s.name).join(', ')})`);
+    if (!specs.some((s) => s.name === t.name)) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'${t.name}' is not an input of ${model.name} (inputs: ${specs.map((s) => s.name).join(', ') || 'none'})`);
   }
   const feeds: Record<string, EngineTensor> = {};
   let symbolic = false;
@@ -42,12 +58,15 @@ export async function runTensors(model: ServedModel, req: InferRequest, deadline
   for (const name of wanted) {
     if (!model.engine.outputs.some((o) => o.name === name)) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'${name}' is not an output of ${model.name} (outputs: ${model.engine.outputs.map((o) => o.name).join(', ')})`);
   }
+  const raw = specs.length > 0 ? feeds[specs[0].name].data : undefined;
   standardize(model, feeds);
+  const rows = commonRows(specs, feeds);
+  if (model.batchable && rows !== undefined && rows > 0) return runAsRows(model, feeds, rows, raw!, wanted, deadline, taps);
   const results = await inLane(model.engine, limits, deadline, async () => {
     try {
       const started = performance.now();
       const out = await model.engine.run(feeds);
-      const first = model.engine.inputs[0]?.name;
+      const first = specs[0]?.name;
       model.onEngineCall?.(performance.now() - started, first !== undefined ? (feeds[first]?.dims[0] ?? 1) : 1);
       return out;
     } catch (err) {
@@ -58,10 +77,47 @@ export async function runTensors(model: ServedModel, req: InferRequest, deadline
       throw e;
     }
   });
-  return wanted.map((name) => {
-    const t = results[name];
-    return { name, dtype: t.dtype, shape: t.dims, data: t.data };
+  return {
+    outputs: wanted.map((name) => {
+      const t = results[name];
+      return { name, dtype: t.dtype, shape: t.dims, data: t.data };
+    }),
+  };
+}
+
+/** Every input's first dimension, when they agree (a request of rows); undefined otherwise. */
+function commonRows(specs: readonly TensorSpec[], feeds: Record<string, EngineTensor>): number | undefined {
+  let rows: number | undefined;
+  for (const spec of specs) {
+    const n = feeds[spec.name].dims[0];
+    if (n === undefined || (rows !== undefined && n !== rows)) return undefined;
+    rows = n;
+  }
+  return rows;
+}
+
+/** A batchable model: the request's rows on the micro-batcher, with the row path's taps. */
+async function runAsRows(model: ServedModel, feeds: Record<string, EngineTensor>, rows: number, raw: TypedArray, wanted: string[], deadline: number, taps: RunTaps): Promise<TensorResult> {
+  const data: Record<string, TypedArray> = {};
+  for (const [name, t] of Object.entries(feeds)) data[name] = t.data;
+  // The ring keeps the rows as the client sent them (before standardisation), as for row requests.
+  const token = taps.predictions?.before(model, { ...data, [model.inputs[0].name]: raw }, rows);
+  const result = await model.submitRows(data, rows, deadline);
+  const outputs = wanted.map((name) => {
+    const o = result.outputs[name];
+    return { name, dtype: model.engine.outputs.find((s) => s.name === name)!.dtype, shape: [rows, ...o.tail], data: o.data };
   });
+  let predictionIds: string[] | undefined;
+  if (token !== undefined || taps.onServed) {
+    const first = result.outputs[model.engine.outputs[0].name];
+    const predictions = model.interpret(first.data, first.width, rows);
+    taps.onServed?.(model, data, rows, predictions);
+    if (token !== undefined) {
+      taps.predictions!.after(model, token, predictions);
+      predictionIds = predictions.map((p) => (p as { predictionId?: string }).predictionId!);
+    }
+  }
+  return { outputs, predictionIds };
 }
 
 function checkShape(spec: TensorSpec, shape: readonly number[]): void {
@@ -77,8 +133,8 @@ function checkShape(spec: TensorSpec, shape: readonly number[]): void {
 function standardize(model: ServedModel, feeds: Record<string, EngineTensor>): void {
   const std = model.manifest.preprocessing.standardize;
   const first = model.engine.inputs[0];
+  if (!std || !first || first.dtype !== 'float32' || !feeds[first.name]) return;
   const t = feeds[first.name];
-  if (!std || first.dtype !== 'float32' || !t) return;
   const n = std.mean.length;
   const x = Float32Array.from(t.data as Float32Array);
   if (x.length % n !== 0) throw new EdgeloopError('EDGELOOP_BAD_SHAPE', `input '${first.name}' must have ${n} values per row (standardised features)`);

@@ -116,7 +116,8 @@ export class RequestHandler {
     const modelName = this.opts.topics.modelOf(req.topic) ?? '';
     const model = this.opts.models(modelName);
     // --- OIP v2 tensors (issue 11): decoded, run, answered and counted by src/tensor ---
-    if (model && this.opts.tensors?.accepts(req)) return this.opts.tensors.handle(req, model).finally(() => this.answered());
+    // A model that takes no inputs has no rows to send: every request to it is a tensor request.
+    if (model && this.opts.tensors && (model.inputs.length === 0 || this.opts.tensors.accepts(req))) return this.opts.tensors.handle(req, model).finally(() => this.answered());
     let envelope: Envelope = {};
     let text: string;
     let outcome = 'OK'; // metrics (onOutcome)
