@@ -78,7 +78,7 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
   const learnServing = await step('serving while fine-tuning (about 2 min)', () => runLearningServing());
   const learning = await step('fine-tuning: accuracy recovery per fault and model (about 2 min)', () => runLearningBench());
   const recovery: TargetRow[] = learning.map((r) => [`fine-tune recovery, ${r.model} ${r.fault}: ratio / clean drop`, `${r.ratio.toFixed(2)} / ${(r.cleanDrop * 100).toFixed(1)} points`, '≥ 0.8 / ≤ 2 points', r.ratio >= 0.8 && r.cleanDrop <= 0.02 ? 'met' : '**not met**']);
-  const metrics = await step('metrics benchmark: serving with Prometheus metrics on / off (about 60 s)', () => runMetricsBench());
+  const metrics = await step('metrics benchmark: serving with Prometheus metrics on / off (about 2 min)', () => runMetricsBench());
   const overload = await step('overload: 2,048 requests in flight (about 20 s)', () => runOverload());
   const httpBench = await step('HTTP /predict vs Flask + scikit-learn under gunicorn (about 90 s)', () => runHttpBench());
   // Last: training switches tfjs backends in this process. PROD as the trainer's worker sets it.

@@ -14,7 +14,8 @@ function hostOf(d: Daemon): ModelHost | undefined {
 export function daemonMetrics(d: Daemon): Metrics {
   return new Metrics({
     models: () => hostOf(d)?.all() ?? [],
-    state: (name) => d.registry?.summary(name).serving?.status ?? 'active',
+    // The serving version is on trial or active; the host knows which without a registry query.
+    state: (name) => (hostOf(d)?.trialOf(name) !== undefined ? 'trial' : 'active'),
     onTrial: (name) => hostOf(d)?.trialOf(name) !== undefined,
     drift: (name) => d.drift?.get(name)?.status(),
     feedback: () => d.feedback?.store.counts() ?? [],

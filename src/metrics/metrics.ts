@@ -183,8 +183,15 @@ export class Metrics {
       this.syncRound(s.syncLastRound?.());
       return [...this.syncRounds].map(([outcome, n]) => ({ labels: { outcome }, value: n }));
     });
-    family(r, 'edgeloop_ready', '1 when the daemon is ready to serve (broker connected, every model loaded and warmed, not draining).', 'gauge', () => [{ labels: {}, value: s.ready?.().ready ? 1 : 0 }]);
-    family(r, 'edgeloop_broker_connected', '1 while the MQTT connection is up.', 'gauge', () => [{ labels: {}, value: s.ready?.().brokerConnected ? 1 : 0 }]);
+    // Readiness reads the registry: once per scrape for both gauges, not once each.
+    let readyAt = -Infinity;
+    let readyNow: ReturnType<NonNullable<MetricsSources['ready']>> | undefined;
+    const ready = () => {
+      if (performance.now() - readyAt > 250) [readyAt, readyNow] = [performance.now(), s.ready?.()];
+      return readyNow;
+    };
+    family(r, 'edgeloop_ready', '1 when the daemon is ready to serve (broker connected, every model loaded and warmed, not draining).', 'gauge', () => [{ labels: {}, value: ready()?.ready ? 1 : 0 }]);
+    family(r, 'edgeloop_broker_connected', '1 while the MQTT connection is up.', 'gauge', () => [{ labels: {}, value: ready()?.brokerConnected ? 1 : 0 }]);
   }
 }
 
