@@ -59,6 +59,8 @@ export interface OverloadSample {
 export async function overload(url: string, topic: string, rows: number[][], o: OverloadOptions): Promise<OverloadSample> {
   const byCode = new Map<string, number[]>();
   const pending = new Map<string, number>();
+  const started = performance.now();
+  const timeline: { at: number; code: string; ms: number }[] = [];
   let sent = 0;
   let late = 0;
   let worst = -Infinity;
@@ -92,6 +94,7 @@ export async function overload(url: string, topic: string, rows: number[][], o: 
       if (!list) byCode.set(code, (list = []));
       list.push(ms);
       worst = Math.max(worst, ms - o.deadlineMs);
+      if (process.env.OVERLOAD_TIMELINE) timeline.push({ at: at - started, code, ms });
       lastReplyAt = performance.now();
       if (ms > o.deadlineMs + o.marginMs) late++;
       if (sending) send(c, replyTopic);
@@ -109,6 +112,16 @@ export async function overload(url: string, topic: string, rows: number[][], o: 
   const unanswered = pending.size;
   if (process.env.OVERLOAD_LOG) console.error(`last reply ${Math.round(lastReplyAt - (until - o.deadlineMs - o.marginMs - 1000))} ms after sending stopped`);
   await Promise.all(clients.map((c) => c.endAsync(true)));
+  if (process.env.OVERLOAD_TIMELINE) {
+    // Investigation: per half second of sending, replies by code and their worst latency.
+    const slots = new Map<number, Map<string, number[]>>();
+    for (const t of timeline) {
+      const k = Math.floor(t.at / 500);
+      const m = slots.get(k) ?? slots.set(k, new Map()).get(k)!;
+      (m.get(t.code) ?? m.set(t.code, []).get(t.code)!).push(t.ms);
+    }
+    for (const [k, m] of [...slots].sort((a, b) => a[0] - b[0])) console.error(`${(k / 2).toFixed(1)} s: ${[...m].map(([c, l]) => `${c} ${l.length} max ${Math.round(Math.max(...l))}`).join(', ')}`);
+  }
   return { byCode, sent, unanswered, late, worstOverDeadlineMs: worst };
 }
 
@@ -120,7 +133,7 @@ export async function runOverload(o: OverloadOptions = defaultOverloadOptions): 
   try {
     const models = path.join(tmp, 'models');
     cpSync(path.join(root, 'models', MODEL), path.join(models, MODEL), { recursive: true });
-    d = await startDaemonChild({ url: mosquitto.url, deviceId: DEVICE_ID, home: path.join(tmp, 'home'), config: { modelsDir: models, ...(o.serving ? { serving: o.serving } : {}) } });
+    d = await startDaemonChild({ url: mosquitto.url, deviceId: DEVICE_ID, home: path.join(tmp, 'home'), config: { modelsDir: models, ...(o.serving ? { serving: o.serving } : {}) }, nodeArgs: process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) });
     const rss = watchRss(d.pid);
     const baseKb = rss.peakKb();
     const rows = (JSON.parse(readFileSync(path.join(root, 'test/fixtures/digits-sample.json'), 'utf8')) as { rows: number[][] }).rows;

@@ -5,6 +5,9 @@ import type { IncomingRequest } from './request-handler.js';
 import { EdgeloopError } from '../errors.js';
 import { topicProblem, type Topics } from './topics.js';
 
+/** Bytes of replies waiting for the socket before the daemon stops reading requests. */
+const OUTPUT_BUFFER_LIMIT = 4 * 1024 * 1024;
+
 export interface MqttTransportOptions {
   connection: BrokerConnectionOptions;
   topics: Topics;
@@ -81,10 +84,28 @@ export class MqttTransport {
 
   private holdIntake(client: MqttClient): void {
     const wait = this.opts.waitForRoom;
-    if (!wait) return;
     let paused = false;
+    let draining: Promise<void> | undefined;
+    // Replies not yet taken by the socket: past this, read no more requests until it drains
+    // (a broker slow to read our replies must not grow our memory with answers to it).
+    const outputFull = (): Promise<void> | undefined => {
+      const stream = client.stream as (NodeJS.EventEmitter & { writableLength?: number }) | undefined;
+      if (!stream?.once || (stream.writableLength ?? 0) < OUTPUT_BUFFER_LIMIT) return undefined;
+      draining ??= new Promise<void>((resolve) => {
+        // A connection that closes never drains: read on (the next connection has its own stream).
+        const done = () => {
+          stream.off('drain', done);
+          stream.off('close', done);
+          draining = undefined;
+          resolve();
+        };
+        stream.once('drain', done);
+        stream.once('close', done);
+      });
+      return draining;
+    };
     client.handleMessage = (_packet, callback) => {
-      const room = wait();
+      const room = outputFull() ?? wait?.();
       if (!room) return callback();
       if (!paused) this.opts.log?.warn('intake full: not reading requests until some are answered');
       paused = true;
@@ -95,7 +116,7 @@ export class MqttTransport {
     };
   }
 
-  /** Publish a reply; resolves when mqtt.js has written it (QoS 0) or the broker acked it. */
+  /** Publish a reply; resolves once handed to mqtt.js (QoS 0) or when the broker acked it. */
   publish(topic: string, payload: string, qos: 0 | 1 | 2, correlationData?: Buffer): Promise<void> {
     const client = this.client;
     if (!client) return Promise.reject(new Error('not connected'));
@@ -105,6 +126,13 @@ export class MqttTransport {
     const options: IClientPublishOptions = { qos };
     if (correlationData) options.properties = { correlationData, contentType: 'application/json' };
     this.batchWrites(client);
+    if (qos === 0) {
+      // No callback: mqtt.js adds a 'drain' listener per callback while the socket is full, and
+      // under overload thousands of them made every drain O(n²) (seconds of stalls). Written to
+      // the stream is all QoS 0 promises; the intake waits for the stream instead (holdIntake).
+      client.publish(topic, payload, options);
+      return Promise.resolve();
+    }
     return new Promise((resolve, reject) => client.publish(topic, payload, options, (err) => (err ? reject(err) : resolve())));
   }
 

@@ -126,6 +126,13 @@ export class RequestHandler {
     let modelRan = false;
     let clientDeadline = false;
     const responseProblem = req.responseTopic !== undefined ? replyTopicProblem(req.responseTopic) : undefined;
+    // Overload: refuse before decoding when the reply address needs no decoding (MQTT 5), with
+    // a reply made once per model version: under overload most requests take this path.
+    if (model?.busy && this.accepting && req.responseTopic !== undefined && !responseProblem) {
+      this.answered();
+      this.opts.onOutcome?.(model, 'EDGELOOP_BUSY', (performance.now() - started) / 1000);
+      return this.send(req.responseTopic, busyReply(model), req.qos, req.correlationData);
+    }
     try {
       if (!this.accepting) throw new EdgeloopError('EDGELOOP_SHUTTING_DOWN', 'the daemon is shutting down');
       if (!model) {
@@ -133,8 +140,6 @@ export class RequestHandler {
         envelope = decodeRequest(req.payload, req.meta, [{ name: 'input', dtype: 'float32', rowSize: 1 }], this.opts.limits).envelope;
         throw new EdgeloopError('EDGELOOP_MODEL_NOT_FOUND', `model '${modelName}' is not served here`);
       }
-      // Overload: refuse before decoding when the reply address needs no decoding (MQTT 5).
-      if (model.busy && req.responseTopic !== undefined && !responseProblem) throw new EdgeloopError('EDGELOOP_BUSY', `model '${model.name}' queue is full: retry after a short back-off`);
       const decoded = decodeRequest(req.payload, req.meta, model.inputs, this.opts.limits);
       envelope = decoded.envelope;
       if (!decoded.ok) throw decoded.error;
@@ -143,7 +148,7 @@ export class RequestHandler {
       clientDeadline = timeoutMs < this.opts.timeoutMs;
       const deadline = Date.now() + timeoutMs;
       // Refused before the prediction ring keeps a copy of the feeds (3.1.1: the reply address needed decoding).
-      if (model.busy) throw new EdgeloopError('EDGELOOP_BUSY', `model '${model.name}' queue is full: retry after a short back-off`);
+      if (model.busy) throw busyError(model);
       const tap = this.opts.predictions;
       const token = tap?.before(model, decoded.feeds, decoded.rows);
       modelRan = true;
@@ -203,6 +208,19 @@ export class RequestHandler {
     }
     return this.opts.publish(topic, text, qos, correlationData);
   }
+}
+
+const busyReplies = new WeakMap<ServedModel, string>();
+
+function busyError(model: ServedModel): EdgeloopError {
+  return new EdgeloopError('EDGELOOP_BUSY', `model '${model.name}' queue is full: retry after a short back-off`);
+}
+
+/** The EDGELOOP_BUSY reply of a model version (no id: MQTT 5 clients match it by correlation data). */
+function busyReply(model: ServedModel): string {
+  let text = busyReplies.get(model);
+  if (text === undefined) busyReplies.set(model, (text = JSON.stringify({ error: busyError(model).toJSON(), model: model.name, version: model.version })));
+  return text;
 }
 
 function validTopicLevel(s: string): boolean {
