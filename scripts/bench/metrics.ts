@@ -7,6 +7,7 @@
  * round; the cost is the median of the per-round values of 1 − throughput(on) / throughput(off).
  *
  *   npx tsx scripts/bench/metrics.ts [--rounds 8] [--seconds 4] [--clients 8] [--window 4]
+ *   METRICS_BENCH_AA=1 …   calibration: metrics off in both daemons (an A/A run; its cost should be ~0)
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -120,7 +121,7 @@ export async function runMetricsBench(o: MetricsBenchOptions = { rounds: 8, seco
     // 2% to resolve, so one pair for the whole run would measure the pair, not the metrics.
     for (let i = 0; i < o.rounds; i++) {
       const [portOn, portOff] = [await freePort(), await freePort()];
-      const startOn = () => startDaemonChild({ url: mosquitto.url, deviceId: 'bench-metrics-on', home: path.join(home, `on-${i}`), config: { http: { port: portOn } } });
+      const startOn = () => startDaemonChild({ url: mosquitto.url, deviceId: 'bench-metrics-on', home: path.join(home, `on-${i}`), config: { http: { port: portOn, ...(process.env.METRICS_BENCH_AA ? { metrics: false } : {}) } } });
       const startOff = () => startDaemonChild({ url: mosquitto.url, deviceId: 'bench-metrics-off', home: path.join(home, `off-${i}`), config: { http: { port: portOff, metrics: false } } });
       const first = i % 2 ? await startOn() : await startOff();
       const second = i % 2 ? await startOff() : await startOn();

@@ -9,7 +9,9 @@
  *   npx tsx scripts/bench/overload.ts --in-flight 4096 --seconds 20
  *   npx tsx scripts/bench/overload.ts --queue-limit 4096        (serving.queueLimit; --intake-limit, --max-batch)
  *   OVERLOAD_LOG=1 … prints the daemon's log tail and when the last reply came; OVERLOAD_NO_EXPIRY=1 sends
- *   requests without a Message Expiry Interval (to tell losses in the broker from the daemon's).
+ *   requests without a Message Expiry Interval (to tell losses in the broker from the daemon's);
+ *   OVERLOAD_TIMELINE=1 prints replies by code and their worst latency per half second of sending;
+ *   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir DIR' passes node flags to the daemon (a CPU profile).
  */
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';

@@ -28,6 +28,19 @@ export const MAX_TOPIC_BYTES = 65_535;
  * control characters and non-characters. `$` topics belong to the broker (§4.7.2).
  */
 export function topicProblem(topic: string): string | undefined {
+  // Reply addresses repeat (one per client): each is checked once, then remembered (bounded).
+  if (validTopics.has(topic)) return undefined;
+  const problem = checkTopic(topic);
+  if (problem === undefined) {
+    if (validTopics.size >= 4096) validTopics.clear();
+    validTopics.add(topic);
+  }
+  return problem;
+}
+
+const validTopics = new Set<string>();
+
+function checkTopic(topic: string): string | undefined {
   if (topic.length === 0) return 'it is empty';
   // String.prototype.isWellFormed: Node 20, ES2024 (not in this project's TS lib).
   if (!(topic as unknown as { isWellFormed(): boolean }).isWellFormed()) return 'it is not valid UTF-8 (lone surrogate)';
