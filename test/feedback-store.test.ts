@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FeedbackStore, PredictionIds, PredictionRing, isHoldout, type NewLabelledRow } from '../src/feedback/index.js';
+import { WindowAggregates } from '../src/feedback/accuracy.js';
 
 const home = () => mkdtempSync(path.join(os.tmpdir(), 'edgeloop-fb-store-'));
 const limits = { maxRows: 100, reservoirPerClass: 5, holdoutShare: 0.2 };
@@ -113,5 +114,29 @@ describe('prediction ring', () => {
     expect(ring.bytes).toBe(0);
     ring.write(new Float32Array(64), 1, 1, 'v', 0);
     expect(ring.bytes).toBeLessThan(PredictionRing.bytesFor(64, 20_000) / 10);
+  });
+});
+
+describe('window aggregates of live accuracy', () => {
+  it('reads the closed windows once and the open one again each time, with the same figures as a full read', () => {
+    const store = FeedbackStore.open(home());
+    try {
+      const W = 10_000;
+      const at = (t: number, label: number, predicted: number): NewLabelledRow => ({ ...row(t, label, predicted), at: t });
+      // Two closed windows ([0, 10 s), [10 s, 20 s)) and the open one ([20 s, 30 s)).
+      store.write([at(1_000, 1, 1), at(2_000, 1, 2), at(12_000, 0, 0), at(21_000, 2, 2)], tasks, { ...limits, maxRows: 1000 });
+      const agg = new WindowAggregates();
+      const full = () => store.windows('m', '1.0.0', W, { limit: 3, sinceAt: 0 });
+      expect(agg.read(store, 'm', '1.0.0', W, 3, 25_000)).toEqual(full());
+      store.write([at(22_000, 2, 1), at(23_000, 1, 1)], tasks, { ...limits, maxRows: 1000 });
+      const again = agg.read(store, 'm', '1.0.0', W, 3, 26_000);
+      expect(again).toEqual(full());
+      expect(again.map((w) => [w.start, w.rows, w.correct])).toEqual([[0, 2, 1], [10_000, 1, 1], [20_000, 3, 2]]);
+      // A new open window: everything is read again (the last one closed with what it had).
+      store.write([at(31_000, 0, 0)], tasks, { ...limits, maxRows: 1000 });
+      expect(agg.read(store, 'm', '1.0.0', W, 3, 32_000).map((w) => w.start)).toEqual([10_000, 20_000, 30_000]);
+    } finally {
+      store.close();
+    }
   });
 });

@@ -1,6 +1,6 @@
 import type { Manifest } from '../bundle/index.js';
 import { classificationMetrics, regressionMetrics } from '../training/metrics/index.js';
-import type { FeedbackStore, StoredAccuracyAlert } from './store.js';
+import type { FeedbackStore, StoredAccuracyAlert, WindowAggregate } from './store.js';
 
 /** One time window of live accuracy (classification) or error (regression). */
 export interface AccuracyWindow {
@@ -39,10 +39,31 @@ export function testAccuracyOf(manifest: Manifest): number | null {
 }
 
 /** Live accuracy of one version over its newest `liveRows` labelled rows and per `windowSeconds` window. */
+/**
+ * The per-window aggregates of a model version, read again only for the open window: closed
+ * windows do not change (rows are stored with the time they arrived), and re-aggregating up to
+ * 48 hours of rows after every flush took milliseconds of the serving thread each second.
+ */
+export class WindowAggregates {
+  private readonly cached = new Map<string, { version: string; windowMs: number; openStart: number; closed: WindowAggregate[] }>();
+
+  read(store: FeedbackStore, model: string, version: string, windowMs: number, count: number, now = Date.now()): WindowAggregate[] {
+    const openStart = Math.floor(now / windowMs) * windowMs;
+    const c = this.cached.get(model);
+    if (c && c.version === version && c.windowMs === windowMs && c.openStart === openStart) {
+      return [...c.closed, ...store.windows(model, version, windowMs, { limit: 1, sinceAt: openStart })];
+    }
+    const all = store.windows(model, version, windowMs, { limit: count, sinceAt: openStart - (count - 1) * windowMs });
+    this.cached.set(model, { version, windowMs, openStart, closed: all.filter((w) => w.start < openStart) });
+    return all;
+  }
+}
+
 export function liveAccuracy(
   store: FeedbackStore,
   m: { name: string; version: string; manifest: Manifest },
   opts: { liveRows: number; windowSeconds: number; windows?: number },
+  aggregates?: WindowAggregates,
 ): LiveAccuracy {
   const task = m.manifest.task === 'regression' ? 'regression' : 'classification';
   const pairs = store.recentPairs(m.name, m.version, opts.liveRows);
@@ -50,7 +71,7 @@ export function liveAccuracy(
   const windowMs = opts.windowSeconds * 1000;
   const count = opts.windows ?? 48;
   // Only the windows shown are read: the index on (model, version, id) plus a time bound keeps it small.
-  const agg = store.windows(m.name, m.version, windowMs, { limit: count, sinceAt: Math.floor(Date.now() / windowMs - count + 1) * windowMs });
+  const agg = aggregates ? aggregates.read(store, m.name, m.version, windowMs, count) : store.windows(m.name, m.version, windowMs, { limit: count, sinceAt: Math.floor(Date.now() / windowMs - count + 1) * windowMs });
   out.windows = agg.map((w) =>
     task === 'classification'
       ? { start: w.start, rows: w.rows, accuracy: w.correct / w.rows }

@@ -3,7 +3,7 @@ import type { ResolvedConfig } from '../config/index.js';
 import { EdgeloopError, asEdgeloopError, type ErrorCode } from '../errors.js';
 import type { ServedModel } from '../engine/index.js';
 import type { DecodeLimits, IncomingRequest, PublishReply, Topics } from '../transport/index.js';
-import { judgeAlert, liveAccuracy, type AccuracyEvent, type LiveAccuracy } from './accuracy.js';
+import { WindowAggregates, judgeAlert, liveAccuracy, type AccuracyEvent, type LiveAccuracy } from './accuracy.js';
 import { looseEnvelope, parseFeedback, unsupportedReason, type FeedbackEnvelope, type ParsedFeedback } from './intake.js';
 import { PredictionRecorder } from './recorder.js';
 import { FeedbackStore, type ModelCounts, type StoredAccuracyAlert } from './store.js';
@@ -71,6 +71,7 @@ export class FeedbackService {
   private readonly state = new Map<string, ModelState>();
   private readonly listeners = new Set<LabelledListener>();
   private readonly live = new Map<string, LiveAccuracy>();
+  private readonly aggregates = new WindowAggregates();
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
@@ -132,7 +133,7 @@ export class FeedbackService {
     if (!m || unsupportedReason(m)) return null;
     const cached = this.live.get(model);
     if (cached && cached.version === m.version) return cached;
-    const live = liveAccuracy(this.store, m, this.options);
+    const live = liveAccuracy(this.store, m, this.options, this.aggregates);
     live.alert = this.alertFor(model);
     this.live.set(model, live);
     return live;
@@ -329,7 +330,7 @@ export class FeedbackService {
   private judge(name: string): void {
     const m = this.opts.models(name);
     if (!m || unsupportedReason(m)) return;
-    const live = liveAccuracy(this.store, m, this.options);
+    const live = liveAccuracy(this.store, m, this.options, this.aggregates);
     const event = judgeAlert(this.store, live, this.options.alert, this.now());
     this.live.set(name, live);
     if (event) {
