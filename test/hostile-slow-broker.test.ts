@@ -70,7 +70,8 @@ describe('a broker too slow to take the replies', () => {
     proxy.stall();
     // Requests keep coming while the replies pile up (what was read already is answered anyway).
     for (let i = 0; i < N; i++) {
-      client.publish(d.infer('big'), JSON.stringify({ id: `r${i}`, replyTo, inputs: [] }), { qos: 0 });
+      // A long deadline: on a loaded machine the stall and the queue behind it outlast the default 5 s.
+      client.publish(d.infer('big'), JSON.stringify({ id: `r${i}`, replyTo, inputs: [], timeoutMs: 120_000 }), { qos: 0 });
       await new Promise((r) => setTimeout(r, 8));
     }
     // Wait until the daemon has stopped answering (its reply buffer is full and it holds its intake).
