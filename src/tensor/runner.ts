@@ -108,7 +108,8 @@ async function runAsRows(model: ServedModel, feeds: Record<string, EngineTensor>
     return { name, dtype: model.engine.outputs.find((s) => s.name === name)!.dtype, shape: [rows, ...o.tail], data: o.data };
   });
   let predictionIds: string[] | undefined;
-  if (token !== undefined || taps.onServed) {
+  // Predictions are read out only for what uses them: the ring, or a drift monitor (bundles with a reference profile).
+  if (token !== undefined || (taps.onServed && model.manifest.reference != null)) {
     const first = result.outputs[model.engine.outputs[0].name];
     const predictions = model.interpret(first.data, first.width, rows);
     taps.onServed?.(model, data, rows, predictions);
