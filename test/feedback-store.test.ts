@@ -118,23 +118,28 @@ describe('prediction ring', () => {
 });
 
 describe('window aggregates of live accuracy', () => {
-  it('reads the closed windows once and the open one again each time, with the same figures as a full read', () => {
+  it('counts the open window on from the rows each flush stores, with the same figures as a full read', () => {
     const store = FeedbackStore.open(home());
     try {
       const W = 10_000;
-      const at = (t: number, label: number, predicted: number): NewLabelledRow => ({ ...row(t, label, predicted), at: t });
-      // Two closed windows ([0, 10 s), [10 s, 20 s)) and the open one ([20 s, 30 s)).
-      store.write([at(1_000, 1, 1), at(2_000, 1, 2), at(12_000, 0, 0), at(21_000, 2, 2)], tasks, { ...limits, maxRows: 1000 });
+      const at = (t: number, label: number, predicted: number | null): NewLabelledRow => ({ ...row(t, label, predicted), at: t });
+      const write = (rows: NewLabelledRow[]) => (store.write(rows, tasks, { ...limits, maxRows: 1000 }), agg.add('m', rows));
       const agg = new WindowAggregates();
       const full = () => store.windows('m', '1.0.0', W, { limit: 3, sinceAt: 0 });
+      // Two closed windows ([0, 10 s), [10 s, 20 s)) and the open one ([20 s, 30 s)).
+      write([at(1_000, 1, 1), at(2_000, 1, 2), at(12_000, 0, 0), at(21_000, 2, 2)]);
       expect(agg.read(store, 'm', '1.0.0', W, 3, 25_000)).toEqual(full());
-      store.write([at(22_000, 2, 1), at(23_000, 1, 1)], tasks, { ...limits, maxRows: 1000 });
+      // Counted on, not read again: a wrong prediction, a right one, one without a prediction, another version's.
+      write([at(22_000, 2, 1), at(23_000, 1, 1), at(24_000, 1, null), { ...at(24_500, 1, 1), version: '2.0.0' }]);
       const again = agg.read(store, 'm', '1.0.0', W, 3, 26_000);
       expect(again).toEqual(full());
       expect(again.map((w) => [w.start, w.rows, w.correct])).toEqual([[0, 2, 1], [10_000, 1, 1], [20_000, 3, 2]]);
-      // A new open window: everything is read again (the last one closed with what it had).
-      store.write([at(31_000, 0, 0)], tasks, { ...limits, maxRows: 1000 });
-      expect(agg.read(store, 'm', '1.0.0', W, 3, 32_000).map((w) => w.start)).toEqual([10_000, 20_000, 30_000]);
+      // A row outside the open window (an import with an old time) makes the next read go to the store.
+      write([at(15_000, 0, 0)]);
+      expect(agg.read(store, 'm', '1.0.0', W, 3, 27_000)).toEqual(full());
+      // A new open window: read again (the last one closed with what it had).
+      write([at(31_000, 0, 0)]);
+      expect(agg.read(store, 'm', '1.0.0', W, 3, 32_000).map((w) => [w.start, w.rows])).toEqual([[10_000, 2], [20_000, 3], [30_000, 1]]);
     } finally {
       store.close();
     }

@@ -1,6 +1,7 @@
 import type { Manifest } from '../bundle/index.js';
 import { classificationMetrics, regressionMetrics } from '../training/metrics/index.js';
 import type { FeedbackStore, StoredAccuracyAlert, WindowAggregate } from './store.js';
+import type { NewLabelledRow } from './types.js';
 
 /** One time window of live accuracy (classification) or error (regression). */
 export interface AccuracyWindow {
@@ -40,22 +41,42 @@ export function testAccuracyOf(manifest: Manifest): number | null {
 
 /** Live accuracy of one version over its newest `liveRows` labelled rows and per `windowSeconds` window. */
 /**
- * The per-window aggregates of a model version, read again only for the open window: closed
- * windows do not change (rows are stored with the time they arrived), and re-aggregating up to
- * 48 hours of rows after every flush took milliseconds of the serving thread each second.
+ * The per-window aggregates of a model version, kept between flushes: closed windows do not
+ * change (rows are stored with the time they arrived) and the open one is counted on from the
+ * rows each flush stores (add()). Re-aggregating every row of the last 48 windows after every
+ * flush held the serving thread for milliseconds each second. Read from the store again when
+ * the open window moves on, the version changes, or a row falls outside the open window.
  */
 export class WindowAggregates {
-  private readonly cached = new Map<string, { version: string; windowMs: number; openStart: number; closed: WindowAggregate[] }>();
+  private readonly cached = new Map<string, { version: string; windowMs: number; openStart: number; closed: WindowAggregate[]; open?: WindowAggregate }>();
 
   read(store: FeedbackStore, model: string, version: string, windowMs: number, count: number, now = Date.now()): WindowAggregate[] {
     const openStart = Math.floor(now / windowMs) * windowMs;
     const c = this.cached.get(model);
-    if (c && c.version === version && c.windowMs === windowMs && c.openStart === openStart) {
-      return [...c.closed, ...store.windows(model, version, windowMs, { limit: 1, sinceAt: openStart })];
-    }
+    if (c && c.version === version && c.windowMs === windowMs && c.openStart === openStart) return c.open ? [...c.closed, { ...c.open }] : [...c.closed];
     const all = store.windows(model, version, windowMs, { limit: count, sinceAt: openStart - (count - 1) * windowMs });
-    this.cached.set(model, { version, windowMs, openStart, closed: all.filter((w) => w.start < openStart) });
+    const open = all.find((w) => w.start === openStart);
+    this.cached.set(model, { version, windowMs, openStart, closed: all.filter((w) => w.start < openStart), open: open ? { ...open } : undefined });
     return all;
+  }
+
+  /** Rows just stored for `model`: counted into its open window, as the store's aggregate counts them. */
+  add(model: string, rows: readonly Pick<NewLabelledRow, 'version' | 'label' | 'predicted' | 'at'>[]): void {
+    const c = this.cached.get(model);
+    if (!c) return;
+    for (const r of rows) {
+      if (r.version !== c.version || r.predicted === null) continue;
+      if (Math.floor(Math.round(r.at) / c.windowMs) * c.windowMs !== c.openStart) {
+        this.cached.delete(model);
+        return;
+      }
+      const w = (c.open ??= { start: c.openStart, rows: 0, correct: 0, absError: 0, sqError: 0 });
+      const e = r.label - r.predicted;
+      w.rows++;
+      if (e === 0) w.correct++;
+      w.absError += Math.abs(e);
+      w.sqError += e * e;
+    }
   }
 }
 

@@ -285,6 +285,7 @@ export class FeedbackService {
     const byModel = new Map<string, number[]>();
     batch.forEach((r, i) => (byModel.get(r.model) ?? byModel.set(r.model, []).get(r.model)!).push(i));
     for (const [model, idx] of byModel) {
+      this.aggregates.add(model, idx.map((i) => batch[i]));
       const b = batchOf(batch, idx, written.ids);
       const holdout = idx.map((i) => written.holdout[i]);
       for (const l of this.listeners) {
