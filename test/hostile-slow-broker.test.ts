@@ -76,10 +76,14 @@ describe('a broker too slow to take the replies', () => {
     }
     // Wait until the daemon has stopped answering (its reply buffer is full and it holds its intake).
     let last = -1;
-    while (model.health.ok !== last || model.health.ok === 0) {
+    const settleBy = Date.now() + 30_000;
+    while ((model.health.ok !== last || model.health.ok === 0) && Date.now() < settleBy) {
       last = model.health.ok;
       await new Promise((r) => setTimeout(r, 400));
     }
+    expect(model.health.ok, 'the daemon answered requests while the proxy stalled').toBeGreaterThan(0);
+    // ~78 MB of replies in all: far more than loopback socket buffers hold (a few MB each way).
+
     expect(model.health.ok).toBeLessThan(N); // it stopped reading: the rest waits in the broker, not in the daemon's memory
     // mqtt.js once added a 'drain' listener per reply while the socket was full (O(n²) on drain).
     const stream = (d.daemon as unknown as { transport: { client: { stream: NodeJS.EventEmitter } } }).transport.client.stream;

@@ -29,6 +29,15 @@ function pooledModel(): Uint8Array {
   return g.encode();
 }
 
+/** Shaped like rows, but each output row sums the rows before it: only a probe of values tells. */
+function cumsumModel(): Uint8Array {
+  const g = new OnnxGraphBuilder('cumsum');
+  g.addInput({ name: 'x', elemType: 'float32', shape: ['N', 3] });
+  g.addNode('CumSum', ['x', g.addInt64s('axis', [0], [])], ['running']);
+  g.addOutput({ name: 'running', elemType: 'float32', shape: ['N', 3] });
+  return g.encode();
+}
+
 /** A constant: no inputs at all. */
 function constantModel(): Uint8Array {
   const g = new OnnxGraphBuilder('constant');
@@ -49,7 +58,9 @@ describe('OIP requests on models whose tensors follow rows', () => {
     writeFileSync(path.join(dir, 'rows.onnx'), rowsModel());
     writeFileSync(path.join(dir, 'pooled.onnx'), pooledModel());
     writeFileSync(path.join(dir, 'constant.onnx'), constantModel());
-    d = await startDaemon({ config: { modelsDir: dir, http: { port: 0 } } });
+    writeFileSync(path.join(dir, 'cumsum.onnx'), cumsumModel());
+    // A fixed batch window: requests arriving within 50 ms share a call whatever this machine's speed.
+    d = await startDaemon({ config: { modelsDir: dir, http: { port: 0 }, serving: { batchWindow: 'fixed', maxDelayMs: 50 } } });
     url = d.daemon.http!.url;
     client = await TestClient.connect(d.url, 4);
   });
@@ -63,6 +74,7 @@ describe('OIP requests on models whose tensors follow rows', () => {
     expect(served('rows').batchable).toBe(true);
     expect(served('digits').batchable).toBe(true);
     expect(served('pooled').batchable).toBe(false);
+    expect(served('cumsum').batchable).toBe(false);
     expect(served('constant').batchable).toBe(false);
     const meta = (await (await fetch(`${url}/v2/models/pooled`)).json()) as { parameters: { batchable: boolean } };
     expect(meta.parameters.batchable).toBe(false);
@@ -101,6 +113,16 @@ describe('OIP requests on models whose tensors follow rows', () => {
       const want = [0, 1, 2].map((k) => cases[i].reduce((s, row) => s + Math.fround(row[k]), 0));
       expect(r.outputs![0].shape).toEqual([1, 3]);
       (r.outputs![0].data as number[]).forEach((v, k) => expect(v).toBeCloseTo(want[k], 4));
+    });
+  });
+
+  it('never lets a model that mixes its rows answer one client with another client\'s rows', async () => {
+    const cases = Array.from({ length: 20 }, (_, i) => rowsOf(1 + (i % 3), 10 * i));
+    const replies = (await Promise.all(cases.map((x) => client.request(d.infer('cumsum'), { inputs: [tensor('x', x)] })))) as unknown as OipReply[];
+    replies.forEach((r, i) => {
+      const running = [0, 0, 0];
+      const want = cases[i].flatMap((row) => row.map((v, k) => (running[k] += Math.fround(v))));
+      (r.outputs![0].data as number[]).forEach((v, k) => expect(v).toBeCloseTo(want[k], 3));
     });
   });
 

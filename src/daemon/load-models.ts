@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { openModelSource, type TensorSpec } from '../bundle/index.js';
 import { loadModel, ServedModel, TYPED_ARRAYS, type BatcherOptions, type EngineOptions, type EngineTensor, type TypedArray } from '../engine/index.js';
+import { fromHalf, toHalf } from '../tensor/index.js';
 
 /** Open, verify, load and warm up one model. */
 export async function loadServedModel(p: string, engineOpts: EngineOptions, batcherOpts: BatcherOptions, log?: Logger): Promise<ServedModel> {
@@ -42,22 +43,85 @@ async function warmUp(model: ServedModel, log?: Logger): Promise<void> {
   model.batchable = await followsRows(model, first, fill);
 }
 
-/** Declared as rows (first dimension dynamic, the rest fixed, no strings) and seen to answer 1 and 3 rows with 1 and 3 output rows of the same shape. */
+/**
+ * Whether a model's outputs follow its rows. Declared as rows (first dimension dynamic, the rest
+ * fixed, no strings), answering 1 and 3 rows with 1 and 3 output rows of the same shape, and seen
+ * to: three different rows run together give, row for row, what each gives alone. Shapes alone
+ * would let a model that mixes its rows (a cumulative sum, a sequence model over [T, C]) answer
+ * one client with another's data. Four small runs at load.
+ */
 async function followsRows(model: ServedModel, one: Record<string, EngineTensor>, fill: number): Promise<boolean> {
   const { inputs, outputs } = model.engine;
   const rowLike = (s: TensorSpec) => s.dtype !== 'string' && s.shape.length >= 1 && s.shape[0] < 0 && s.shape.slice(1).every((d) => d > 0);
   if (inputs.length === 0 || !inputs.every(rowLike) || outputs.some((o) => o.dtype === 'string')) return false;
-  let three: Record<string, EngineTensor>;
   try {
-    three = await model.engine.run(zeroFeeds(inputs, fill, 3));
+    const three = await model.engine.run(zeroFeeds(inputs, fill, 3));
+    const shapes = outputs.every((o) => {
+      const a = one[o.name]?.dims;
+      const b = three[o.name]?.dims;
+      return a !== undefined && b !== undefined && a.length >= 1 && a.length === b.length && a[0] === 1 && b[0] === 3 && a.every((d, i) => i === 0 || d === b[i]);
+    });
+    if (!shapes) return false;
+    const rows = [0, 1, 2].map((r) => probeRow(inputs, r));
+    const together = await model.engine.run(Object.fromEntries(inputs.map((s) => [s.name, concatRows(s, rows.map((f) => f[s.name]))])));
+    for (let r = 0; r < 3; r++) {
+      const alone = await model.engine.run(rows[r]);
+      for (const o of outputs) {
+        const all = together[o.name].data;
+        const width = all.length / 3;
+        if (!sameValues(o.dtype, all.subarray(r * width, (r + 1) * width), alone[o.name].data)) return false;
+      }
+    }
+    return true;
   } catch {
-    return false;
+    return false; // values the model refuses: not batched (one request per run is always right)
   }
-  return outputs.every((o) => {
-    const a = one[o.name]?.dims;
-    const b = three[o.name]?.dims;
-    return a !== undefined && b !== undefined && a.length >= 1 && a.length === b.length && a[0] === 1 && b[0] === 3 && a.every((d, i) => i === 0 || d === b[i]);
-  });
+}
+
+/** One row per input, with values that differ from row to row and within it (small, valid for every dtype). */
+function probeRow(inputs: readonly TensorSpec[], r: number): Record<string, EngineTensor> {
+  const feeds: Record<string, EngineTensor> = {};
+  for (const spec of inputs) {
+    const dims = [1, ...spec.shape.slice(1)];
+    const size = dims.reduce((a, b) => a * b, 1);
+    const data = new TYPED_ARRAYS[spec.dtype](size);
+    for (let i = 0; i < size; i++) {
+      const k = (r * 7 + i * 3 + 1) % 11;
+      if (data instanceof BigInt64Array || data instanceof BigUint64Array) data[i] = BigInt(k % 5);
+      else if (spec.dtype === 'bool') data[i] = k % 2;
+      else if (spec.dtype === 'float16') data[i] = toHalf(k / 4 - 1);
+      else if (data instanceof Float32Array || data instanceof Float64Array) data[i] = k / 4 - 1;
+      else data[i] = k % 5;
+    }
+    feeds[spec.name] = { dtype: spec.dtype, data, dims };
+  }
+  return feeds;
+}
+
+function concatRows(spec: TensorSpec, parts: EngineTensor[]): EngineTensor {
+  const n = parts[0].data.length;
+  const data = new TYPED_ARRAYS[spec.dtype](n * parts.length);
+  parts.forEach((p, i) => (data as Float32Array).set(p.data as Float32Array, i * n));
+  return { dtype: spec.dtype, data, dims: [parts.length, ...parts[0].dims.slice(1)] };
+}
+
+/** Equal as the dtype compares: integers exactly, floats within a relative 1e-4 (kernels may sum a batch in another order). */
+function sameValues(dtype: TensorSpec['dtype'], a: TypedArray, b: TypedArray): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    let x = a[i] as number | bigint;
+    let y = b[i] as number | bigint;
+    if (typeof x === 'bigint' || typeof y === 'bigint') {
+      if (x !== y) return false;
+      continue;
+    }
+    if (dtype === 'float16') [x, y] = [fromHalf(x), fromHalf(y)];
+    if (dtype === 'float16' || dtype === 'float32' || dtype === 'float64') {
+      if (Number.isNaN(x) && Number.isNaN(y)) continue;
+      if (!(Math.abs(x - y) <= 1e-4 * Math.max(1, Math.abs(x), Math.abs(y)))) return false;
+    } else if (x !== y) return false;
+  }
+  return true;
 }
 
 /** Feeds of the declared shapes (symbolic dimensions as 1, a dynamic first one as `rows`) filled with `fill`; strings are empty. */

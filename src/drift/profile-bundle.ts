@@ -37,6 +37,7 @@ export interface ProfileBundleResult {
 export async function profileBundle(modelPath: string, dataFile: string, opts: ProfileBundleOptions = {}): Promise<ProfileBundleResult> {
   const source = await openModelSource(modelPath);
   const probe = source.kind === 'bundle' ? source.bundle.manifest : undefined;
+  if (probe && probe.inputs.length === 0) throw noInputs(modelPath);
   const width = probe ? rowSize(probe.inputs[0]) : undefined;
   const table = await readReferenceCsv(dataFile, width ?? (await bareWidth(source, opts.engineOptions)), opts.label);
   const { manifest, data } = await runModelOnTable(source, table, opts.engineOptions);
@@ -67,5 +68,11 @@ async function bareWidth(source: Awaited<ReturnType<typeof openModelSource>>, en
   const { loadModel } = await import('../engine/index.js');
   const { manifest, engine } = await loadModel(source, engineOptions ?? { onnx: { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 }, tfjs: { backends: ['cpu'] } });
   await engine.dispose();
+  if (manifest.inputs.length === 0) throw noInputs(source.kind === 'bare-onnx' ? source.file : manifest.name);
   return rowSize(manifest.inputs[0]);
+}
+
+/** A drift profile describes input rows: a model that takes no inputs has none. */
+function noInputs(model: string): EdgeloopError {
+  return new EdgeloopError('EDGELOOP_USAGE', `${model} takes no inputs: there are no input rows to profile`);
 }

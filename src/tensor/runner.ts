@@ -100,6 +100,8 @@ function commonRows(specs: readonly TensorSpec[], feeds: Record<string, EngineTe
 async function runAsRows(model: ServedModel, feeds: Record<string, EngineTensor>, rows: number, raw: TypedArray, wanted: string[], deadline: number, taps: RunTaps): Promise<TensorResult> {
   const data: Record<string, TypedArray> = {};
   for (const [name, t] of Object.entries(feeds)) data[name] = t.data;
+  // Refused before the prediction ring keeps a copy of rows that will not be served (as for row requests).
+  if (model.busy) throw new EdgeloopError('EDGELOOP_BUSY', `model '${model.name}' queue is full: retry after a short back-off`);
   // The ring keeps the rows as the client sent them (before standardisation), as for row requests.
   const token = taps.predictions?.before(model, { ...data, [model.inputs[0].name]: raw }, rows);
   const result = await model.submitRows(data, rows, deadline);

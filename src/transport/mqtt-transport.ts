@@ -127,6 +127,8 @@ export class MqttTransport {
     if (correlationData) options.properties = { correlationData, contentType: 'application/json' };
     this.batchWrites(client);
     if (qos === 0) {
+      // Without a callback mqtt.js would drop it silently: say so, and the handler logs it.
+      if (client.disconnecting) return Promise.reject(new Error('the MQTT client is disconnecting'));
       // No callback: mqtt.js adds a 'drain' listener per callback while the socket is full, and
       // under overload thousands of them made every drain O(n²) (seconds of stalls). Written to
       // the stream is all QoS 0 promises; the intake waits for the stream instead (holdIntake).

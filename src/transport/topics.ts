@@ -28,11 +28,11 @@ export const MAX_TOPIC_BYTES = 65_535;
  * control characters and non-characters. `$` topics belong to the broker (§4.7.2).
  */
 export function topicProblem(topic: string): string | undefined {
-  // Reply addresses repeat (one per client): each is checked once, then remembered (bounded).
+  // Reply addresses repeat (one per client): each short one is checked once, then remembered (bounded).
   if (validTopics.has(topic)) return undefined;
   const problem = checkTopic(topic);
-  if (problem === undefined) {
-    if (validTopics.size >= 4096) validTopics.clear();
+  if (problem === undefined && topic.length <= 256) {
+    if (validTopics.size >= 4096) validTopics.clear(); // at most ~1 MB kept, whatever clients send
     validTopics.add(topic);
   }
   return problem;
