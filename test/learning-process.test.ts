@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,7 +61,7 @@ describe('the trainer process', () => {
     expect(await fs.readdir(work)).toEqual([]);
   }, 60_000);
 
-  it('runs the trainer at nice 10 and, on Linux with chrt, under SCHED_IDLE by default', async () => {
+  it('runs the trainer at nice 10 and, on Linux with chrt and ionice, under SCHED_IDLE and the idle I/O class by default', async () => {
     const work = await workDir('default-priority');
     const run = fineTune({ bundleDir: DIGITS, rows: rows(), workDir: work });
     // Once chrt has exec'd node (the command is no longer chrt), the policy is set for good.
@@ -71,11 +72,18 @@ describe('the trainer process', () => {
       const raw = readFileSync(`/proc/${run.pid}/stat`, 'utf8');
       if (!raw.includes('(chrt)')) stat = raw.replace(/^.*\) /s, '').split(' ');
     }
+    // And the idle I/O class (util-linux's ionice, applied just after the start).
+    let io = '';
+    for (let i = 0; i < 200 && existsSync('/usr/bin/ionice') && run.pid && io !== 'idle'; i++) {
+      io = execFileSync('/usr/bin/ionice', ['-p', String(run.pid)], { encoding: 'utf8' }).trim();
+      if (io !== 'idle') await new Promise((r) => setTimeout(r, 10));
+    }
     run.cancel();
     expect(await run.result).toMatchObject({ outcome: 'interrupted', reason: 'cancelled' });
     // /proc/<pid>/stat after the command: field 19 is the nice value, field 41 the policy (5: SCHED_IDLE).
     expect(Number(stat[16])).toBe(10);
     if (existsSync('/usr/bin/chrt')) expect(Number(stat[38])).toBe(5);
+    if (existsSync('/usr/bin/ionice')) expect(io).toBe('idle');
   }, 30_000);
 
   it('cancel and an exhausted time budget both stop the run and leave nothing behind', async () => {

@@ -180,7 +180,7 @@ export const configSchema = z
         /** Re-fit the preprocessing (standardisation) on the new data instead of keeping the parent's. */
         refitPreprocessing: z.boolean().default(false),
         /** After each epoch the trainer pauses this many times the epoch's duration (0: never): slower fine-tunes, a shorter serving tail. */
-        pauseRatio: z.number().min(0).max(10).default(1),
+        pauseRatio: z.number().min(0).max(10).default(2),
       })
       .prefault({}),
     /** HTTP listener (src/http): OIP v2 REST, Flask-style /predict, /metrics, health; absent = off. */

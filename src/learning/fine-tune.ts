@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,6 +83,13 @@ function forkTrainer(memoryMb: number, scheduling: LearningPolicy['scheduling'])
   return fork(entry, [], { ...options, execArgv });
 }
 
+let ioniceFound_: string | null | undefined;
+/** util-linux's ionice (Linux only). */
+function ioniceFound(): string | undefined {
+  if (ioniceFound_ === undefined) ioniceFound_ = process.platform === 'linux' ? (['/usr/bin/ionice', '/bin/ionice'].find((p) => existsSync(p)) ?? null) : null;
+  return ioniceFound_ ?? undefined;
+}
+
 let chrtFound: string | null | undefined;
 /** util-linux's chrt (Linux only; absent elsewhere, where the nice value is all there is). */
 function chrtPath(): string | undefined {
@@ -152,6 +159,8 @@ export function fineTune(opts: FineTuneOptions): FineTuneRun {
       } catch {
         // Not fatal: some platforms refuse; the budgets still hold.
       }
+      // Disk too: the idle I/O class, so the trainer's reads never queue ahead of serving's writes.
+      if (p.scheduling === 'idle' && c.pid !== undefined && ioniceFound()) execFile(ioniceFound()!, ['-c', '3', '-p', String(c.pid)], () => undefined);
       const timer = setTimeout(() => {
         stopping = 'timeout';
         c.kill('SIGKILL');

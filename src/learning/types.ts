@@ -48,7 +48,7 @@ export const DEFAULT_POLICY: LearningPolicy = {
   epochs: 60,
   replayRows: 500,
   refitPreprocessing: false,
-  pauseRatio: 1,
+  pauseRatio: 2,
   timeBudgetSeconds: 600,
   memoryBudgetMb: 1024,
   nice: 10,
