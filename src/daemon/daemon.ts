@@ -8,7 +8,7 @@ import { detectHardware } from '../config/index.js';
 import { EdgeloopError } from '../errors.js';
 import type { PredictResult, ServedModel, TypedArray } from '../engine/index.js';
 import { Registry, importShipped, reconcile } from '../registry/index.js';
-import { MqttTransport, RequestHandler, redact, topicsFor, type EmbeddedBroker, type Topics } from '../transport/index.js';
+import { MqttTransport, RequestHandler, redact, topicsFor, type EmbeddedBroker, type RequestTaps, type Topics } from '../transport/index.js';
 import { SyncService } from '../sync/index.js';
 import { DriftService, driftAdminRoutes } from '../drift/index.js';
 import { FeedbackService, feedbackAdminRoutes, type AccuracyEvent } from '../feedback/index.js';
@@ -150,7 +150,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.learning = this.createLearning(registry, feedback);
     await this.learning.recover();
     this.handler = new RequestHandler({
-      predictions: config.feedback.enabled ? feedback.recorder : undefined,
+      ...this.requestTaps(),
       topics: this.topics,
       models: (name) => this.host!.get(name),
       publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload, qos, correlationData),
@@ -158,7 +158,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       timeoutMs: config.serving.timeoutMs,
       intakeLimit: config.serving.intakeLimit,
       log,
-      onServed: this.driftTap,
       onOutcome: this.metrics ? (model, code, seconds) => this.metrics!.observe(model, 'mqtt', code, seconds) : undefined,
       tensors: new TensorRequests({
         topics: this.topics,
@@ -166,7 +165,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload as string, qos, correlationData),
         limits: config.serving,
         accepting: () => this.phase === 'serving',
-        taps: () => ({ predictions: config.feedback.enabled ? feedback.recorder : undefined, onServed: this.driftTap }),
+        taps: () => this.requestTaps(),
         onOutcome: this.metrics ? (model, code, seconds) => this.metrics!.observe(model, 'mqtt', code, seconds) : undefined,
         log,
       }),
@@ -283,6 +282,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     const loaded = this.host?.all().map((m) => m.name) ?? [];
     return readiness({ phase: this.phase, brokerConnected: this.transport?.connected ?? false, expected, loaded });
+  }
+
+  /** What every protocol hands each served request to: feedback's prediction ring (when feedback is on) and the drift tap. */
+  requestTaps(): RequestTaps {
+    return { predictions: this.opts.config.feedback.enabled ? this.feedback?.recorder : undefined, onServed: this.driftTap };
   }
 
   /** The drift tap after every successful prediction (MQTT and HTTP): predict() standardised the feed in place. */

@@ -20,56 +20,46 @@ export async function loadServedModel(p: string, engineOpts: EngineOptions, batc
 /**
  * One zero run through the engine so the first real request does not pay for lazy init. The
  * feed follows each input's declared shape: a dynamic dimension becomes 1, a fixed one is kept
- * (a model with a fixed batch of 3 gets 3 rows), a scalar stays a scalar. Then, for a model
- * whose signature looks like rows, a 3-row run tells whether its outputs really follow the
- * rows: only then do tensor requests share engine calls (the micro-batcher) with others.
+ * (a model with a fixed batch of 3 gets 3 rows), a scalar stays a scalar. Then a probe tells
+ * whether the model's outputs follow its rows: only then do tensor requests share engine calls
+ * (the micro-batcher) with others.
  */
 async function warmUp(model: ServedModel, log?: Logger): Promise<void> {
-  let fill = 0;
-  let first: Record<string, EngineTensor>;
   try {
-    first = await model.engine.run(zeroFeeds(model.engine.inputs));
+    await model.engine.run(zeroFeeds(model.engine.inputs));
   } catch (zeros) {
     // Zeros are values some models refuse (a modulus, a shape or a count as an input): the
     // session loaded, so try ones, and serve anyway if those fail too (requests will tell).
     try {
-      fill = 1;
-      first = await model.engine.run(zeroFeeds(model.engine.inputs, 1));
+      await model.engine.run(zeroFeeds(model.engine.inputs, 1));
     } catch {
       log?.warn({ model: model.name, version: model.version, err: (zeros as Error).message.split('\n')[0] }, 'warm-up run refused zero and one inputs; serving without a warm-up');
       return;
     }
   }
-  model.batchable = await followsRows(model, first, fill);
+  model.batchable = await followsRows(model);
 }
 
 /**
- * Whether a model's outputs follow its rows. Declared as rows (first dimension dynamic, the rest
- * fixed, no strings), answering 1 and 3 rows with 1 and 3 output rows of the same shape, and seen
- * to: three different rows run together give, row for row, what each gives alone. Shapes alone
- * would let a model that mixes its rows (a cumulative sum, a sequence model over [T, C]) answer
- * one client with another's data. Four small runs at load.
+ * Whether a model's outputs follow its rows: declared as rows (first dimension dynamic, the rest
+ * fixed, no strings), and seen to: three different rows run together give, row for row, what each
+ * gives alone (and 3 output rows of the same shape as 1). Shapes alone would let a model that
+ * mixes its rows (a cumulative sum, a sequence model over [T, C]) answer one client with another's
+ * data. Four small runs at load.
  */
-async function followsRows(model: ServedModel, one: Record<string, EngineTensor>, fill: number): Promise<boolean> {
+async function followsRows(model: ServedModel): Promise<boolean> {
   const { inputs, outputs } = model.engine;
   const rowLike = (s: TensorSpec) => s.dtype !== 'string' && s.shape.length >= 1 && s.shape[0] < 0 && s.shape.slice(1).every((d) => d > 0);
   if (inputs.length === 0 || !inputs.every(rowLike) || outputs.some((o) => o.dtype === 'string')) return false;
   try {
-    const three = await model.engine.run(zeroFeeds(inputs, fill, 3));
-    const shapes = outputs.every((o) => {
-      const a = one[o.name]?.dims;
-      const b = three[o.name]?.dims;
-      return a !== undefined && b !== undefined && a.length >= 1 && a.length === b.length && a[0] === 1 && b[0] === 3 && a.every((d, i) => i === 0 || d === b[i]);
-    });
-    if (!shapes) return false;
     const rows = [0, 1, 2].map((r) => probeRow(inputs, r));
     const together = await model.engine.run(Object.fromEntries(inputs.map((s) => [s.name, concatRows(s, rows.map((f) => f[s.name]))])));
     for (let r = 0; r < 3; r++) {
       const alone = await model.engine.run(rows[r]);
       for (const o of outputs) {
-        const all = together[o.name].data;
-        const width = all.length / 3;
-        if (!sameValues(o.dtype, all.subarray(r * width, (r + 1) * width), alone[o.name].data)) return false;
+        const [a, b] = [alone[o.name], together[o.name]];
+        const sameShape = a.dims.length >= 1 && a.dims.length === b.dims.length && a.dims[0] === 1 && b.dims[0] === 3 && a.dims.every((d, i) => i === 0 || d === b.dims[i]);
+        if (!sameShape || !sameValues(o.dtype, b.data.subarray(r * a.data.length, (r + 1) * a.data.length), a.data)) return false;
       }
     }
     return true;
@@ -124,11 +114,11 @@ function sameValues(dtype: TensorSpec['dtype'], a: TypedArray, b: TypedArray): b
   return true;
 }
 
-/** Feeds of the declared shapes (symbolic dimensions as 1, a dynamic first one as `rows`) filled with `fill`; strings are empty. */
-export function zeroFeeds(inputs: readonly TensorSpec[], fill = 0, rows = 1): Record<string, EngineTensor> {
+/** Feeds of the declared shapes (symbolic dimensions as 1) filled with `fill`; strings are empty. */
+export function zeroFeeds(inputs: readonly TensorSpec[], fill = 0): Record<string, EngineTensor> {
   const feeds: Record<string, EngineTensor> = {};
   for (const spec of inputs) {
-    const dims = spec.shape.map((d, i) => (d < 0 ? (i === 0 ? rows : 1) : d));
+    const dims = spec.shape.map((d) => (d < 0 ? 1 : d));
     const size = dims.reduce((a, b) => a * b, 1);
     const data = spec.dtype === 'string' ? (new Array<string>(size).fill('') as unknown as TypedArray) : new TYPED_ARRAYS[spec.dtype](size);
     if (fill !== 0 && spec.dtype !== 'string') {

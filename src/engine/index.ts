@@ -10,4 +10,4 @@ export async function selectTfjsBackend(...args: Parameters<typeof import('./tfj
 }
 export { loadModel, type LoadedModel } from './load-engine.js';
 export { MicroBatcher, type BatcherOptions, type BatcherStats, type RowsResult } from './micro-batcher.js';
-export { ServedModel, HealthStats, LatencyRing, type Prediction, type PredictResult } from './served-model.js';
+export { ServedModel, HealthStats, LatencyRing, busyError, type Prediction, type PredictResult } from './served-model.js';

@@ -165,6 +165,11 @@ export class ServedModel {
   }
 }
 
+/** EDGELOOP_BUSY for a model whose queue is full, refused before its rows are kept or decoded further. */
+export function busyError(model: { name: string }): EdgeloopError {
+  return new EdgeloopError('EDGELOOP_BUSY', `model '${model.name}' queue is full: retry after a short back-off`);
+}
+
 /** Six decimals: shorter replies, far below model precision. */
 function round(x: number): number {
   return Math.round(x * 1e6) / 1e6;

@@ -39,7 +39,6 @@ export function testAccuracyOf(manifest: Manifest): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
-/** Live accuracy of one version over its newest `liveRows` labelled rows and per `windowSeconds` window. */
 /**
  * The per-window aggregates of a model version, kept between flushes: closed windows do not
  * change (rows are stored with the time they arrived) and the open one is counted on from the
@@ -54,6 +53,7 @@ export class WindowAggregates {
     const openStart = Math.floor(now / windowMs) * windowMs;
     const c = this.cached.get(model);
     if (c && c.version === version && c.windowMs === windowMs && c.openStart === openStart) return c.open ? [...c.closed, { ...c.open }] : [...c.closed];
+    // Only the windows shown are read: the index on (model, version, id) plus a time bound keeps it small.
     const all = store.windows(model, version, windowMs, { limit: count, sinceAt: openStart - (count - 1) * windowMs });
     const open = all.find((w) => w.start === openStart);
     this.cached.set(model, { version, windowMs, openStart, closed: all.filter((w) => w.start < openStart), open: open ? { ...open } : undefined });
@@ -80,19 +80,19 @@ export class WindowAggregates {
   }
 }
 
+/** Live accuracy of one version over its newest `liveRows` labelled rows and per `windowSeconds` window (`aggregates` kept by a long-lived caller). */
 export function liveAccuracy(
   store: FeedbackStore,
   m: { name: string; version: string; manifest: Manifest },
   opts: { liveRows: number; windowSeconds: number; windows?: number },
-  aggregates?: WindowAggregates,
+  aggregates = new WindowAggregates(),
 ): LiveAccuracy {
   const task = m.manifest.task === 'regression' ? 'regression' : 'classification';
   const pairs = store.recentPairs(m.name, m.version, opts.liveRows);
   const out: LiveAccuracy = { model: m.name, version: m.version, task, rows: pairs.label.length, testAccuracy: testAccuracyOf(m.manifest), windows: [], alert: null };
   const windowMs = opts.windowSeconds * 1000;
   const count = opts.windows ?? 48;
-  // Only the windows shown are read: the index on (model, version, id) plus a time bound keeps it small.
-  const agg = aggregates ? aggregates.read(store, m.name, m.version, windowMs, count) : store.windows(m.name, m.version, windowMs, { limit: count, sinceAt: Math.floor(Date.now() / windowMs - count + 1) * windowMs });
+  const agg = aggregates.read(store, m.name, m.version, windowMs, count);
   out.windows = agg.map((w) =>
     task === 'classification'
       ? { start: w.start, rows: w.rows, accuracy: w.correct / w.rows }

@@ -273,11 +273,12 @@ export class FeedbackStore implements LabelledRows {
   }
 }
 
-/** Rows of one width (the newest row's) into a batch; rows of another width (an older input shape) are left out. */
+/** ` LIMIT n` for a query, or nothing without a limit. */
 function limitSql(limit: number | undefined): string {
   return limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(limit))}` : '';
 }
 
+/** The WHERE clause and its arguments for a RowsQuery. */
 function rowsWhere(model: string, opts: Omit<RowsQuery, 'order'>): { where: string; args: unknown[] } {
   const where = ['model = ?'];
   const args: unknown[] = [model];
@@ -290,6 +291,7 @@ function rowsWhere(model: string, opts: Omit<RowsQuery, 'order'>): { where: stri
   return { where: where.join(' AND '), args };
 }
 
+/** Rows of one width (the newest row's) into a batch; rows of another width (an older input shape) are left out. */
 function batchOf(recs: RowRecord[]): LabelledBatch {
   const features = recs[0]?.features ?? 0;
   const kept = recs.filter((r) => r.features === features);

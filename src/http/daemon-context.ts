@@ -37,7 +37,7 @@ export function daemonHttpContext(d: Daemon, config: ResolvedConfig, version: st
     limits: config.serving,
     accepting: () => d.phase === 'serving',
     metrics: d.metrics,
-    taps: () => ({ predictions: config.feedback.enabled ? d.feedback?.recorder : undefined, onServed: d.driftTap }),
+    taps: () => d.requestTaps(),
     log: log.child({ component: 'http' }),
   };
 }

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import type { ServedModel } from '../engine/index.js';
 import type { Metrics } from '../metrics/index.js';
-import type { PredictResult, TypedArray } from '../engine/index.js';
-import type { PredictionTap } from '../transport/index.js';
+import type { RequestTaps } from '../transport/index.js';
 import type { Readiness } from './health.js';
 import { inferenceRoutes } from './inference-routes.js';
 import { send, sendJson } from './respond.js';
@@ -22,7 +21,7 @@ export interface HttpContext {
   accepting(): boolean;
   metrics?: Metrics;
   /** The same taps as MQTT: prediction ids (feedback) and the drift monitor (read per request: they exist once serving). */
-  taps(): { predictions?: PredictionTap; onServed?: (model: ServedModel, feeds: Record<string, TypedArray>, rows: number, predictions: PredictResult['predictions']) => void };
+  taps(): RequestTaps;
   log: Logger;
   /** Extra routes, after health, metrics and inference (src/http/inference-routes.ts). */
   routes?: readonly Route[];

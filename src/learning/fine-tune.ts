@@ -1,4 +1,4 @@
-import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,25 +76,21 @@ function forkTrainer(memoryMb: number, scheduling: LearningPolicy['scheduling'])
   const execArgv = [`--max-old-space-size=${memoryMb}`, '--single-threaded-gc', ...(ts ? ['--import', import.meta.resolve('tsx')] : [])];
   const options = { serialization: 'advanced' as const, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] as ('ignore' | 'pipe' | 'ipc')[] };
   // Under SCHED_IDLE a request that wakes the daemon takes the core from the trainer at once; at
-  // nice 10 alone it may wait out the trainer's time slice (milliseconds of p99). chrt execs node,
+  // nice 10 alone it may wait out the trainer's time slice (milliseconds of p99). In the idle I/O
+  // class its reads never queue ahead of serving's writes. chrt and ionice exec what follows them,
   // so the child's pid, signals and IPC channel are node's own.
-  const chrt = scheduling === 'idle' ? chrtPath() : undefined;
-  if (chrt) return fork(entry, [], { ...options, execPath: chrt, execArgv: ['--idle', '0', process.execPath, ...execArgv] });
+  const chrt = utilLinux('chrt');
+  const ionice = utilLinux('ionice');
+  const chain = scheduling === 'idle' ? [...(chrt ? [chrt, '--idle', '0'] : []), ...(ionice ? [ionice, '-c', '3'] : [])] : [];
+  if (chain.length) return fork(entry, [], { ...options, execPath: chain[0], execArgv: [...chain.slice(1), process.execPath, ...execArgv] });
   return fork(entry, [], { ...options, execArgv });
 }
 
-let ioniceFound_: string | null | undefined;
-/** util-linux's ionice (Linux only). */
-function ioniceFound(): string | undefined {
-  if (ioniceFound_ === undefined) ioniceFound_ = process.platform === 'linux' ? (['/usr/bin/ionice', '/bin/ionice'].find((p) => existsSync(p)) ?? null) : null;
-  return ioniceFound_ ?? undefined;
-}
-
-let chrtFound: string | null | undefined;
-/** util-linux's chrt (Linux only; absent elsewhere, where the nice value is all there is). */
-function chrtPath(): string | undefined {
-  if (chrtFound === undefined) chrtFound = process.platform === 'linux' ? (['/usr/bin/chrt', '/bin/chrt'].find((p) => existsSync(p)) ?? null) : null;
-  return chrtFound ?? undefined;
+const tools = new Map<string, string | null>();
+/** A util-linux tool (chrt, ionice) on Linux; absent elsewhere, where the nice value is all there is. */
+function utilLinux(name: string): string | undefined {
+  if (!tools.has(name)) tools.set(name, process.platform === 'linux' ? ([`/usr/bin/${name}`, `/bin/${name}`].find((p) => existsSync(p)) ?? null) : null);
+  return tools.get(name) ?? undefined;
 }
 
 /**
@@ -159,8 +155,6 @@ export function fineTune(opts: FineTuneOptions): FineTuneRun {
       } catch {
         // Not fatal: some platforms refuse; the budgets still hold.
       }
-      // Disk too: the idle I/O class, so the trainer's reads never queue ahead of serving's writes.
-      if (p.scheduling === 'idle' && c.pid !== undefined && ioniceFound()) execFile(ioniceFound()!, ['-c', '3', '-p', String(c.pid)], () => undefined);
       const timer = setTimeout(() => {
         stopping = 'timeout';
         c.kill('SIGKILL');

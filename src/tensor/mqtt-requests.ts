@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { ServedModel } from '../engine/index.js';
 import { EdgeloopError, asEdgeloopError } from '../errors.js';
-import type { IncomingRequest, Topics } from '../transport/index.js';
+import type { IncomingRequest, RequestTaps, Topics } from '../transport/index.js';
 import { replyTopicProblem, topicProblem } from '../transport/topics.js';
 import { frame, isFramed, unframe } from './binary.js';
 import { encodeInferResponse, parseInferRequest } from './request.js';
-import { runTensors, type RunTaps } from './runner.js';
+import { runTensors } from './runner.js';
 
 const INPUTS = Buffer.from('"inputs"');
 
@@ -36,7 +36,7 @@ export interface TensorRequestsOptions {
   limits: { maxPayloadBytes: number; timeoutMs: number; queueLimit: number };
   accepting: () => boolean;
   /** Feedback's prediction ring and the drift tap, as row requests have them. */
-  taps?: () => RunTaps;
+  taps?: () => RequestTaps;
   onOutcome?: (model: ServedModel, code: string, seconds: number) => void;
   log?: Logger;
 }

@@ -1,7 +1,7 @@
 import type { TensorSpec } from '../bundle/index.js';
-import type { EngineTensor, PredictResult, ServedModel, TypedArray } from '../engine/index.js';
+import { busyError, type EngineTensor, type ServedModel, type TypedArray } from '../engine/index.js';
 import { EdgeloopError, asEdgeloopError } from '../errors.js';
-import type { PredictionTap } from '../transport/index.js';
+import type { RequestTaps } from '../transport/index.js';
 import type { InferRequest, OutputTensor } from './request.js';
 
 /** One lane per engine: tensor requests a model cannot batch run one per engine call, in arrival order, bounded. */
@@ -16,11 +16,6 @@ export interface RunLimits {
   queueLimit: number;
 }
 
-/** What feedback and drift see of a request, as for row requests (src/transport's taps). */
-export interface RunTaps {
-  predictions?: PredictionTap;
-  onServed?: (model: ServedModel, feeds: Record<string, TypedArray>, rows: number, predictions: PredictResult['predictions']) => void;
-}
 
 export interface TensorResult {
   outputs: OutputTensor[];
@@ -38,7 +33,7 @@ export interface TensorResult {
  * do; any other model runs tensor requests one per engine call (a fixed batch dimension cannot
  * be merged), queued behind each other with the row batcher's limit.
  */
-export async function runTensors(model: ServedModel, req: InferRequest, deadline: number, limits: RunLimits, taps: RunTaps = {}): Promise<TensorResult> {
+export async function runTensors(model: ServedModel, req: InferRequest, deadline: number, limits: RunLimits, taps: RequestTaps = {}): Promise<TensorResult> {
   const specs = model.engine.inputs;
   const byName = new Map(req.inputs.map((t) => [t.name, t]));
   for (const t of req.inputs) {
@@ -97,11 +92,11 @@ function commonRows(specs: readonly TensorSpec[], feeds: Record<string, EngineTe
 }
 
 /** A batchable model: the request's rows on the micro-batcher, with the row path's taps. */
-async function runAsRows(model: ServedModel, feeds: Record<string, EngineTensor>, rows: number, raw: TypedArray, wanted: string[], deadline: number, taps: RunTaps): Promise<TensorResult> {
+async function runAsRows(model: ServedModel, feeds: Record<string, EngineTensor>, rows: number, raw: TypedArray, wanted: string[], deadline: number, taps: RequestTaps): Promise<TensorResult> {
   const data: Record<string, TypedArray> = {};
   for (const [name, t] of Object.entries(feeds)) data[name] = t.data;
   // Refused before the prediction ring keeps a copy of rows that will not be served (as for row requests).
-  if (model.busy) throw new EdgeloopError('EDGELOOP_BUSY', `model '${model.name}' queue is full: retry after a short back-off`);
+  if (model.busy) throw busyError(model);
   // The ring keeps the rows as the client sent them (before standardisation), as for row requests.
   const token = taps.predictions?.before(model, { ...data, [model.inputs[0].name]: raw }, rows);
   const result = await model.submitRows(data, rows, deadline);

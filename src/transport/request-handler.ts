@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { EdgeloopError, asEdgeloopError } from '../errors.js';
-import type { PredictResult, ServedModel, TypedArray } from '../engine/index.js';
+import { busyError, type PredictResult, type ServedModel, type TypedArray } from '../engine/index.js';
 import { decodeRequest, type DecodeLimits, type Envelope, type MessageMeta } from './payload-codec.js';
 import { replyTopicProblem, topicProblem, type Topics } from './topics.js';
 
@@ -28,7 +28,7 @@ export interface RequestHandlerOptions {
   timeoutMs: number;
   log?: Logger;
   /** Called after every successful prediction with the (standardised) feeds: the drift tap. Must be cheap. */
-  onServed?: (model: ServedModel, feeds: Record<string, TypedArray>, rows: number, predictions: PredictResult['predictions']) => void;
+  onServed?: ServedTap;
   /** Prediction ids and the ring of recent predictions (src/feedback). Must be cheap: it runs on every request. */
   predictions?: PredictionTap;
   /** Metrics (src/metrics): every answer's outcome, 'OK' or its error code, and its seconds in the daemon. Must be cheap. */
@@ -37,6 +37,15 @@ export interface RequestHandlerOptions {
   tensors?: { accepts(req: IncomingRequest): boolean; handle(req: IncomingRequest, model: ServedModel): Promise<void> };
   /** Requests read and not yet answered before waitForRoom() holds the transport's intake (backpressure). */
   intakeLimit?: number;
+}
+
+/** The drift tap: told every successful prediction with its (standardised) feeds. */
+export type ServedTap = (model: ServedModel, feeds: Record<string, TypedArray>, rows: number, predictions: PredictResult['predictions']) => void;
+
+/** What every protocol (MQTT rows, OIP tensors, HTTP) hands each served request to: feedback's prediction ring and the drift tap. */
+export interface RequestTaps {
+  predictions?: PredictionTap;
+  onServed?: ServedTap;
 }
 
 /**
@@ -211,10 +220,6 @@ export class RequestHandler {
 }
 
 const busyReplies = new WeakMap<ServedModel, string>();
-
-function busyError(model: ServedModel): EdgeloopError {
-  return new EdgeloopError('EDGELOOP_BUSY', `model '${model.name}' queue is full: retry after a short back-off`);
-}
 
 /** The EDGELOOP_BUSY reply of a model version (no id: MQTT 5 clients match it by correlation data). */
 function busyReply(model: ServedModel): string {
