@@ -88,3 +88,85 @@ describe('payload codec', () => {
     expect(codeOf(notJson)).toBe('EDGELOOP_BAD_HEADER');
   });
 });
+
+describe('fast JSON rows (the common request read without JSON.parse)', () => {
+  // A seeded generator: the same payloads on every run.
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const ws = () => pick(['', '', '', ' ', '\n', '\t ', '\r\n']);
+  const digits = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * 10)).join('');
+  const numberText = (): string => {
+    const sign = rand() < 0.3 ? '-' : '';
+    switch (Math.floor(rand() * 9)) {
+      case 0: return `${sign}${Math.floor(rand() * 17)}`;
+      case 1: return `${sign}${1 + Math.floor(rand() * 9)}${digits(Math.floor(rand() * 20))}`;
+      case 2: return `${sign}${Math.floor(rand() * 100)}.${digits(1 + Math.floor(rand() * 20))}`;
+      case 3: return `${sign}${1 + Math.floor(rand() * 9)}.${digits(Math.floor(rand() * 8) + 1)}${pick(['e', 'E'])}${pick(['', '+', '-'])}${Math.floor(rand() * 45)}`;
+      case 4: return `${sign}0.${'0'.repeat(Math.floor(rand() * 30))}${digits(3)}`;
+      case 5: return pick(['-0', '0.0', '1e400', '-1e400', '3.5e38', '1e-400', '9007199254740993', '123456789012345678901234567890']);
+      case 6: return pick(['01', '1.', '.5', '+1', '1e', 'NaN', 'Infinity', 'null', 'true', '"1"', '[]', '-', '0x10', '1.5.2']);
+      default: return `${sign}${(rand() * 1000).toFixed(Math.floor(rand() * 7))}`;
+    }
+  };
+  /** What the general decoder makes of a payload: its values, or undefined when it refuses it. */
+  function reference(text: string, dtype: 'float32' | 'float64' | 'int32' | 'uint8' | 'int8', rowSize: number): { values: number[]; rows: number; id?: string | number } | undefined {
+    const r = decodeRequest(Buffer.from(text), {}, [{ name: 'x', dtype, rowSize }], { maxPayloadBytes: 1 << 20, maxRowsPerRequest: 8 });
+    // decodeRequest takes the fast path first: re-check acceptance with JSON.parse's own reading.
+    let body: { inputs?: unknown; id?: unknown };
+    try {
+      body = JSON.parse(text);
+    } catch {
+      expect(r.ok).toBe(false);
+      return undefined;
+    }
+    if (!r.ok) return undefined;
+    const rows = Array.isArray(body.inputs?.[0 as never]) ? (body.inputs as number[][]) : [body.inputs as number[]];
+    const Ctor = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint8: Uint8Array, int8: Int8Array }[dtype];
+    const expected = [...Ctor.from(rows.flat())];
+    expect([...r.feeds.x]).toEqual(expected);
+    return { values: expected, rows: rows.length, id: r.envelope.id };
+  }
+
+  it('reads exactly what JSON.parse reads, and leaves everything else to the general decoder', async () => {
+    const { fastJsonRows } = await import('../src/transport/fast-json-rows.js');
+    let accepted = 0;
+    let refused = 0;
+    for (let n = 0; n < 4000; n++) {
+      const dtype = pick(['float32', 'float32', 'float64', 'int32', 'uint8', 'int8'] as const);
+      const rowSize = 1 + Math.floor(rand() * 4);
+      const row = () => `[${ws()}${Array.from({ length: rand() < 0.95 ? rowSize : rowSize + 1 }, () => (rand() < 0.9 || dtype === 'float32' ? numberText() : String(Math.floor(rand() * 300) - 150))).join(`${ws()},${ws()}`)}${ws()}]`;
+      const nested = rand() < 0.4;
+      const inputs = nested ? `[${Array.from({ length: 1 + Math.floor(rand() * 3) }, row).join(',')}]` : row();
+      const id = pick(['', '', `"id":${ws()}"r-${n}"`, `"id":${n}`, `"id":"a\\"b"`, `"id":true`]);
+      const extra = pick(['', '', '', '"replyTo":"x/y"', '"inputs":[1]', '"timeoutMs":5']);
+      const fields = [`"inputs"${ws()}:${ws()}${inputs}`, id, extra].filter(Boolean);
+      if (rand() < 0.5) fields.reverse();
+      const text = `${ws()}{${ws()}${fields.join(`${ws()},${ws()}`)}${ws()}}${ws()}`;
+      const fast = fastJsonRows(Buffer.from(text), dtype, rowSize, 8);
+      const ref = reference(text, dtype, rowSize);
+      if (fast) {
+        accepted++;
+        expect(ref, text).toBeDefined();
+        const got = [...fast.data];
+        expect(got.length).toBe(ref!.values.length);
+        for (let i = 0; i < got.length; i++) expect(Object.is(got[i], ref!.values[i]), `${text} value ${i}: ${got[i]} vs ${ref!.values[i]}`).toBe(true);
+        expect(fast.rows).toBe(ref!.rows);
+        expect(fast.id).toBe(ref!.id);
+      } else refused++;
+    }
+    // Both paths are exercised.
+    expect(accepted).toBeGreaterThan(300);
+    expect(refused).toBeGreaterThan(500);
+  });
+
+  it('takes the requests clients send every day', async () => {
+    const { fastJsonRows } = await import('../src/transport/fast-json-rows.js');
+    const row = Array.from({ length: 64 }, (_, i) => (i * 7) % 17);
+    for (const text of [JSON.stringify({ inputs: row }), JSON.stringify({ inputs: [row, row] }), JSON.stringify({ id: 'req-1', inputs: row }), JSON.stringify({ inputs: row.map((v) => v / 3) }, null, 2)]) {
+      const r = fastJsonRows(Buffer.from(text), 'float32', 64, 1024);
+      expect(r, text.slice(0, 40)).toBeDefined();
+      expect([...r!.data.subarray(0, 64)]).toEqual([...Float32Array.from(JSON.parse(text).inputs.flat())].slice(0, 64));
+    }
+  });
+});

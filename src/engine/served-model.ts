@@ -109,11 +109,9 @@ export class ServedModel {
   async predict(feeds: Record<string, TypedArray>, rows: number, deadline: number): Promise<PredictResult> {
     if (this.mean && this.invStd) {
       const x = feeds[this.inputs[0].name] as Float32Array;
-      const n = this.mean.length;
-      for (let i = 0; i < x.length; i++) {
-        const j = i % n;
-        x[i] = (x[i] - this.mean[j]) * this.invStd[j];
-      }
+      const { mean, invStd } = this;
+      const n = mean.length;
+      for (let r = 0; r < x.length; r += n) for (let j = 0; j < n; j++) x[r + j] = (x[r + j] - mean[j]) * invStd[j];
     }
     const result = await this.batcher.submit(feeds, rows, deadline);
     const first = result.outputs[this.engine.outputs[0].name];
@@ -142,26 +140,27 @@ export class ServedModel {
   interpret(data: TypedArray, width: number, rows: number): Prediction[] {
     const out: Prediction[] = new Array(rows);
     const task = this.manifest.task;
+    const values = data as Float32Array;
     for (let r = 0; r < rows; r++) {
-      const row = Array.from(data.subarray(r * width, (r + 1) * width) as Float32Array);
-      if (task === 'classification') out[r] = this.classify(row);
-      else if (task === 'embedding') out[r] = { embedding: row.map(round) };
-      else out[r] = width === 1 ? { value: round(row[0]) } : { values: row.map(round) };
+      const at = r * width;
+      if (task === 'classification') out[r] = this.classify(values, at, width);
+      else if (task === 'embedding') out[r] = { embedding: roundedRow(values, at, width) };
+      else out[r] = width === 1 ? { value: round(values[at]) } : { values: roundedRow(values, at, width) };
     }
     return out;
   }
 
-  private classify(row: number[]): Prediction {
+  /** One row of scores at data[at…at+width): read in place, one array allocated (the probabilities). */
+  private classify(data: Float32Array, at: number, width: number): Prediction {
     const kind = this.manifest.outputKind;
-    const probs = kind === 'logits' || (kind === 'auto' && !isDistribution(row)) ? softmax(row) : row;
+    const probs: number[] = new Array(width);
+    if (kind === 'logits' || (kind === 'auto' && !isDistribution(data, at, width))) softmax(data, at, width, probs);
+    else for (let i = 0; i < width; i++) probs[i] = data[at + i];
     let index = 0;
-    for (let i = 1; i < probs.length; i++) if (probs[i] > probs[index]) index = i;
-    return {
-      label: this.manifest.labels?.[index] ?? String(index),
-      index,
-      confidence: round(probs[index]),
-      probabilities: probs.map(round),
-    };
+    for (let i = 1; i < width; i++) if (probs[i] > probs[index]) index = i;
+    const confidence = round(probs[index]);
+    for (let i = 0; i < width; i++) probs[i] = round(probs[i]);
+    return { label: this.manifest.labels?.[index] ?? String(index), index, confidence, probabilities: probs };
   }
 }
 
@@ -175,18 +174,37 @@ function round(x: number): number {
   return Math.round(x * 1e6) / 1e6;
 }
 
-function isDistribution(row: number[]): boolean {
+function roundedRow(data: Float32Array, at: number, width: number): number[] {
+  const out: number[] = new Array(width);
+  for (let i = 0; i < width; i++) out[i] = round(data[at + i]);
+  return out;
+}
+
+function isDistribution(data: Float32Array, at: number, width: number): boolean {
   let sum = 0;
-  for (const v of row) {
+  for (let i = 0; i < width; i++) {
+    const v = data[at + i];
     if (v < 0 || v > 1) return false;
     sum += v;
   }
   return Math.abs(sum - 1) < 1e-3;
 }
 
-function softmax(row: number[]): number[] {
-  const max = Math.max(...row);
-  const exps = row.map((v) => Math.exp(v - max));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return exps.map((e) => e / sum);
+/** Softmax of data[at…at+width) into out, in the order of operations of max, map, reduce and map (same values as before). */
+function softmax(data: Float32Array, at: number, width: number, out: number[]): void {
+  let max = -Infinity;
+  for (let i = 0; i < width; i++) {
+    const v = data[at + i];
+    if (v > max) max = v;
+    else if (v !== v) {
+      max = NaN; // as Math.max: one NaN makes every probability NaN
+      break;
+    }
+  }
+  let sum = 0;
+  for (let i = 0; i < width; i++) {
+    out[i] = Math.exp(data[at + i] - max);
+    sum += out[i];
+  }
+  for (let i = 0; i < width; i++) out[i] /= sum;
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { EdgeloopError, asEdgeloopError } from '../errors.js';
 import { busyError, type PredictResult, type ServedModel, type TypedArray } from '../engine/index.js';
 import { decodeRequest, type DecodeLimits, type Envelope, type MessageMeta } from './payload-codec.js';
+import { rowsReplyJson } from './reply-json.js';
 import { replyTopicProblem, topicProblem, type Topics } from './topics.js';
 
 /** An incoming request as the transport hands it over. */
@@ -166,12 +167,10 @@ export class RequestHandler {
       this.opts.onServed?.(model, decoded.feeds, decoded.rows, result.predictions);
       if (token !== undefined) tap!.after(model, token, result.predictions);
       const latencyMs = round3(performance.now() - started);
-      const reply: Record<string, unknown> = { model: model.name, version: model.version, predictions: result.predictions, latencyMs };
       // One row (the common IoT request): its id at the top level too; several rows: per prediction.
-      if (token !== undefined && decoded.rows === 1) reply.predictionId = (result.predictions[0] as { predictionId?: string }).predictionId;
-      if (envelope.id !== undefined) reply.id = envelope.id;
+      const predictionId = token !== undefined && decoded.rows === 1 ? (result.predictions[0] as { predictionId?: string }).predictionId : undefined;
       model.health.record(true, latencyMs);
-      text = JSON.stringify(reply);
+      text = rowsReplyJson(model, result.predictions, latencyMs, predictionId, envelope.id);
     } catch (err) {
       const e = asEdgeloopError(err);
       outcome = e.code;

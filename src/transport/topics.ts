@@ -62,12 +62,20 @@ function checkTopic(topic: string): string | undefined {
  * as a request again (a reply loop) or pass for the daemon's own messages.
  */
 export function replyTopicProblem(topic: string): string | undefined {
+  if (validReplyTopics.has(topic)) return undefined;
   const problem = topicProblem(topic);
   if (problem) return problem;
   const levels = topic.split('/', 4);
   if (levels[0] === 'edgeloop' && levels.length >= 3 && OWN_LEVELS.has(levels[2])) return `edgeloop/{deviceId}/${levels[2]} topics are edgeloop's own, not reply addresses`;
+  // Remembered like valid topics (topicProblem): checked on every request, the same few per client.
+  if (topic.length <= 256) {
+    if (validReplyTopics.size >= 4096) validReplyTopics.clear();
+    validReplyTopics.add(topic);
+  }
   return undefined;
 }
+
+const validReplyTopics = new Set<string>();
 
 const OWN_LEVELS = new Set(['infer', 'feedback', 'status', 'events']);
 
