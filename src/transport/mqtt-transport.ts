@@ -3,7 +3,10 @@ import type { Logger } from 'pino';
 import { connectBroker, type BrokerConnectionOptions } from './broker-connection.js';
 import type { IncomingRequest } from './request-handler.js';
 import { EdgeloopError } from '../errors.js';
+import { publishPacketQos0 } from './publish-packet.js';
 import { topicProblem, type Topics } from './topics.js';
+
+const JSON_CONTENT_TYPE = 'application/json';
 
 /** Bytes of replies waiting for the socket before the daemon stops reading requests. */
 const OUTPUT_BUFFER_LIMIT = 4 * 1024 * 1024;
@@ -117,18 +120,30 @@ export class MqttTransport {
   }
 
   /** Publish a reply; resolves once handed to mqtt.js (QoS 0) or when the broker acked it. */
-  publish(topic: string, payload: string, qos: 0 | 1 | 2, correlationData?: Buffer): Promise<void> {
+  publish(topic: string, payload: string | Buffer, qos: 0 | 1 | 2, correlationData?: Buffer): Promise<void> {
     const client = this.client;
     if (!client) return Promise.reject(new Error('not connected'));
     // A topic the broker refuses costs the whole connection (and every request in flight).
     const problem = topicProblem(topic);
     if (problem) return Promise.reject(new EdgeloopError('EDGELOOP_BAD_INPUT', `not published to an invalid topic: ${problem}`));
-    const options: IClientPublishOptions = { qos };
-    if (correlationData) options.properties = { correlationData, contentType: 'application/json' };
     this.batchWrites(client);
     if (qos === 0) {
       // Without a callback mqtt.js would drop it silently: say so, and the handler logs it.
       if (client.disconnecting) return Promise.reject(new Error('the MQTT client is disconnecting'));
+      // Connected: the packet straight onto the socket (publish-packet.ts says why). Not
+      // connected: mqtt.js queues it for the next connection.
+      const stream = client.stream as { write?: (b: Buffer) => boolean; writable?: boolean } | undefined;
+      if (client.connected && stream?.writable && stream.write) {
+        const packet = publishPacketQos0(topic, payload, client.options.protocolVersion ?? 4, correlationData, JSON_CONTENT_TYPE);
+        if (packet) {
+          stream.write(packet);
+          return Promise.resolve();
+        }
+      }
+    }
+    const options: IClientPublishOptions = { qos };
+    if (correlationData) options.properties = { correlationData, contentType: JSON_CONTENT_TYPE };
+    if (qos === 0) {
       // No callback: mqtt.js adds a 'drain' listener per callback while the socket is full, and
       // under overload thousands of them made every drain O(n²) (seconds of stalls). Written to
       // the stream is all QoS 0 promises; the intake waits for the stream instead (holdIntake).
