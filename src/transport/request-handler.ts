@@ -114,12 +114,18 @@ export class RequestHandler {
     this.lastArrival = performance.now();
     this.inFlight++;
     this.unanswered++;
-    this.process(req)
-      .catch((err) => this.opts.log?.error({ err }, 'reply could not be published'))
-      .finally(() => {
-        if (--this.inFlight === 0) for (const w of this.idle.splice(0)) w();
-      });
+    // One reaction for both outcomes (not catch + finally): this runs for every request.
+    this.process(req).then(this.done, this.failed);
   }
+
+  private readonly done = (): void => {
+    if (--this.inFlight === 0) for (const w of this.idle.splice(0)) w();
+  };
+
+  private readonly failed = (err: unknown): void => {
+    this.opts.log?.error({ err }, 'reply could not be published');
+    this.done();
+  };
 
   private async process(req: IncomingRequest): Promise<void> {
     const started = performance.now();
