@@ -176,6 +176,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       sharedGroup: b.sharedGroup,
       onRequest: (req) => this.handler!.handle(req),
       waitForRoom: () => this.handler!.waitForRoom(),
+      idle: () => this.handler!.idle,
       onFeedback: config.feedback.enabled ? (req) => feedback.handle(req) : undefined,
       log,
       connection: {

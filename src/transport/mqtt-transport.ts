@@ -27,6 +27,8 @@ export interface MqttTransportOptions {
    * the broker keeps the backlog (MQTT 5: within our Receive Maximum).
    */
   waitForRoom?: () => Promise<void> | undefined;
+  /** True when no request is read and unanswered: a reply published now is the last for a while. */
+  idle?: () => boolean;
 }
 
 /**
@@ -154,18 +156,31 @@ export class MqttTransport {
   }
 
   private corked = false;
+  private corkGeneration = 0;
 
   /**
    * Replies of one event-loop turn leave in one socket write: under overload thousands of
    * EDGELOOP_BUSY replies are published per second, and a write (and a TCP segment, no Nagle)
-   * per reply made them queue behind each other. mqtt-packet corks only within one tick.
+   * per reply made them queue behind each other. mqtt-packet corks only within one tick, and
+   * mqtt.js handles one packet per tick. When the daemon has nothing else read and unanswered
+   * (`idle`), what is corked leaves at once: a turn later is ~50 µs on every answer at light load.
    */
   private batchWrites(client: MqttClient): void {
     const stream = client.stream as { cork?: () => void; uncork?: () => void } | undefined;
-    if (this.corked || !stream?.cork || !stream.uncork) return;
+    if (!stream?.cork || !stream.uncork) return;
+    if (this.opts.idle?.()) {
+      if (this.corked) {
+        this.corked = false;
+        stream.uncork();
+      }
+      return;
+    }
+    if (this.corked) return;
     this.corked = true;
+    const generation = ++this.corkGeneration;
     stream.cork();
     setImmediate(() => {
+      if (!this.corked || generation !== this.corkGeneration) return;
       this.corked = false;
       stream.uncork!();
     });

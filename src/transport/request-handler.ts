@@ -71,7 +71,7 @@ export class RequestHandler {
   private inFlight = 0;
   /** When the last request arrived (ms, monotonic): shutdown waits for the broker to go quiet. */
   lastArrival = 0;
-  private idle: (() => void)[] = [];
+  private idleWaiters: (() => void)[] = [];
   /** Read, reply not yet computed: what backpressure bounds (a reply being published no longer counts). */
   private unanswered = 0;
   private room: (() => void)[] = [];
@@ -94,6 +94,11 @@ export class RequestHandler {
     if (this.room.length > 0 && this.unanswered < Math.ceil((this.opts.intakeLimit ?? 0) * 0.75)) for (const w of this.room.splice(0)) w();
   }
 
+  /** Nothing read is waiting for its answer (a reply being published is answered already). */
+  get idle(): boolean {
+    return this.unanswered === 0;
+  }
+
   /** Requests being decoded, run or published. */
   get pending(): number {
     return this.inFlight;
@@ -107,7 +112,7 @@ export class RequestHandler {
   /** Resolves when every accepted request has been answered and its reply handed to the client. */
   async settled(): Promise<void> {
     if (this.inFlight === 0) return;
-    await new Promise<void>((resolve) => this.idle.push(resolve));
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
   handle(req: IncomingRequest): void {
@@ -119,7 +124,7 @@ export class RequestHandler {
   }
 
   private readonly done = (): void => {
-    if (--this.inFlight === 0) for (const w of this.idle.splice(0)) w();
+    if (--this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
   };
 
   private readonly failed = (err: unknown): void => {
