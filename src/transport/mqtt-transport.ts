@@ -163,7 +163,7 @@ export class MqttTransport {
    * EDGELOOP_BUSY replies are published per second, and a write (and a TCP segment, no Nagle)
    * per reply made them queue behind each other. mqtt-packet corks only within one tick, and
    * mqtt.js handles one packet per tick. When the daemon has nothing else read and unanswered
-   * (`idle`), what is corked leaves at once: a turn later is ~50 µs on every answer at light load.
+   * (`idle`), what is corked leaves at once: no answer waits a loop turn at light load.
    */
   private batchWrites(client: MqttClient): void {
     const stream = client.stream as { cork?: () => void; uncork?: () => void } | undefined;
