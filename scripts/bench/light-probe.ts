@@ -4,6 +4,7 @@
  * latency (`GET /status` p50Ms), and the same client against the echo responder.
  *
  *   npx tsx scripts/bench/light-probe.ts [--requests 3000]
+ *   PROBE_PROF=/tmp/prof PROBE_PAUSE=5000 npx tsx scripts/bench/light-probe.ts   # CPU profile of the daemon; time to attach strace
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
