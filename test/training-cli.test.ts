@@ -144,9 +144,19 @@ describe('edgeloop train, eval, runs, tune, ensemble, export', () => {
 
     const x = await cli('export', out('wine'), '--to', 'onnx-fp32,tfjs-float16', '--data', 'data/wine.csv', '--json');
     expect(x.code, x.stderr).toBe(0);
-    const exported = JSON.parse(x.stdout);
-    expect(exported.map((b: { dir: string }) => path.basename(b.dir))).toEqual(['wine-onnx-fp32', 'wine-tfjs-float16']);
-    expect(exported[0].metrics.vsSource.accuracyChange).toBe(0);
+    const result = JSON.parse(x.stdout);
+    expect(result.exported.map((b: { dir: string }) => path.basename(b.dir))).toEqual(['wine-onnx-fp32', 'wine-tfjs-float16']);
+    expect(result.exported[0].metrics.vsSource.accuracyChange).toBe(0);
+    // Measured on this machine next to the source; the recommendation is one of them, within tolerance.
+    type Model = { variant: string; withinTolerance: boolean; recommended: boolean; throughput: { batch: number; rowsPerSecond: number; vsBaseline: number }[] };
+    const models: Model[] = result.models;
+    expect(models.map((m) => m.variant)).toEqual(['source', 'onnx-fp32', 'tfjs-float16']);
+    expect(result.baseline).toBe('onnx-fp32');
+    expect(models.every((m) => m.throughput.map((t) => t.batch).join() === '1,32' && m.throughput.every((t) => t.rowsPerSecond > 0))).toBe(true);
+    const recommended = models.filter((m) => m.recommended);
+    expect(recommended.map((m) => m.variant)).toEqual([result.recommended]);
+    expect(recommended[0].withinTolerance).toBe(true);
+    expect(recommended[0].throughput.every((t) => t.vsBaseline >= 1)).toBe(true);
     const again = await cli('export', out('wine'), '--to', 'onnx-fp32');
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/wine-onnx-fp32 already exists; choose another --out or pass --overwrite/);
