@@ -164,14 +164,14 @@ export async function runServing(o: ServingOptions = defaultServingOptions): Pro
     watchers.push(rssOn, rssOff);
     const idle = await on.status();
     const idleRssKb = rssOn.peakKb();
-    const lightDaemon = await load(lightFor(DRIFT_ON_ID), [on.pid, broker]);
+    // A first reply, for the echo to replay.
+    const first = await load({ ...lightFor(DRIFT_ON_ID), warmupMs: 200, maxMeasured: 100 }, [on.pid, broker]);
 
     // The echo ceiling: same broker, clients and payloads, replying with a real reply's text.
-    const reply = lightDaemon.result.sampleReply;
-    if (!reply) throw new Error(`the daemon sent no successful reply: ${lightDaemon.result.firstError ?? 'no reply at all'}`);
+    const reply = first.result.sampleReply;
+    if (!reply) throw new Error(`the daemon sent no successful reply: ${first.result.firstError ?? 'no reply at all'}`);
     const echo = await startEcho(mosquitto.url, ECHO_ID, reply);
     children.push(echo);
-    const lightEcho = await load(lightFor(ECHO_ID), [echo.pid!, broker]);
 
     // Closed-loop load: drift on, drift off and echo alternate (order reversed every other
     // round) so that all three see the same machine weather.
@@ -184,6 +184,18 @@ export async function runServing(o: ServingOptions = defaultServingOptions): Pro
       async () => void heavyEcho.push(await load(heavyFor(ECHO_ID), [echo.pid!, broker])),
     ];
     for (let i = 0; i < o.rounds; i++) for (const step of i % 2 ? [...steps].reverse() : steps) await step();
+
+    // Light load on the warm daemon (a device serves for days; a fresh one runs its first few
+    // thousand requests in V8's lower tiers, scripts/bench/light-ab.ts), daemon and echo in
+    // alternating quarters so that both see the same machine weather.
+    const lightDaemon: LoadRun[] = [];
+    const lightEcho: LoadRun[] = [];
+    const quarter = { ...lightFor(DRIFT_ON_ID), maxMeasured: Math.ceil(o.lightRequests / 4) };
+    for (let q = 0; q < 4; q++) {
+      const runDaemon = async () => void lightDaemon.push(await load(quarter, [on.pid, broker]));
+      const runEcho = async () => void lightEcho.push(await load({ ...quarter, topic: `edgeloop/${ECHO_ID}/infer/${MODEL}` }, [echo.pid!, broker]));
+      for (const run of q % 2 ? [runEcho, runDaemon] : [runDaemon, runEcho]) await run();
+    }
     const driftOn = await on.admin<DriftStatus>('GET', '/drift');
     const driftOff = await off.admin<DriftStatus>('GET', '/drift');
     const driftLogLines = on.driftEvents();
@@ -230,8 +242,8 @@ function report(
     heavyOn: (LoadRun & { window: WindowStats })[];
     heavyOff: (LoadRun & { window: WindowStats })[];
     heavyEcho: LoadRun[];
-    lightDaemon: LoadRun;
-    lightEcho: LoadRun;
+    lightDaemon: LoadRun[];
+    lightEcho: LoadRun[];
     idleRssKb: number;
     idle: RuntimeStatus;
     peakRssKb: number;
@@ -245,8 +257,8 @@ function report(
   const d = summary(r.heavyOn);
   const n = summary(r.heavyOff);
   const e = summary(r.heavyEcho);
-  const ld = summary([r.lightDaemon]);
-  const le = summary([r.lightEcho]);
+  const ld = summary(r.lightDaemon);
+  const le = summary(r.lightEcho);
   const rowsPerCall = (runs: { window: WindowStats }[]) => runs.reduce((s, x) => s + x.window.requests, 0) / runs.reduce((s, x) => s + x.window.batches, 0);
   const bOn = rowsPerCall(r.heavyOn);
   const bOff = rowsPerCall(r.heavyOff);
@@ -263,7 +275,7 @@ function report(
   const driftCost = median(paired);
   const roundCosts = paired.map((x) => pct(x, 1)).join(', ');
   const cpuCost = d.cpuUs / n.cpuUs - 1;
-  const all = [...r.heavyOn, ...r.heavyOff, ...r.heavyEcho, r.lightDaemon, r.lightEcho];
+  const all = [...r.heavyOn, ...r.heavyOff, ...r.heavyEcho, ...r.lightDaemon, ...r.lightEcho];
   const replies = r.heavyOn.reduce((k, x) => k + x.result.replies, 0);
   const replyBytes = r.heavyOn.reduce((k, x) => k + x.result.replyBytes, 0) / Math.max(1, replies);
   const firstError = all.find((x) => x.result.firstError)?.result.firstError;
@@ -304,7 +316,7 @@ function report(
       `drift-off daemon at the end of its last load run: RSS ${mb(memOff.rss)} (heap used ${mb(memOff.heapUsed)} of ${mb(memOff.heapTotal)}, external ${mb(memOff.external)}, array buffers ${mb(memOff.arrayBuffers)}). ` +
       `Peak VmRSS (\`/proc\`, every 100 ms): ${fmt(peakMb, 1)} MB drift on, ${fmt(r.peakRssOffKb / 1024, 1)} MB drift off.`,
     '',
-    `### Light load: 1 client, 1 outstanding request, ${o.lightRequests} requests after 1 s warm-up`,
+    `### Light load: 1 client, 1 outstanding request, ${o.lightRequests} requests after the closed-loop rounds (warm daemon), daemon and echo in alternating quarters, each after 1 s warm-up`,
     '',
     table(['path', 'requests', 'p50 ms', 'p99 ms', 'replies/s', 'failed', 'lost', cpuHeader], [lightRow('daemon (drift on, default config)', ld), lightRow('echo responder (ceiling)', le)]),
     ...(firstError ? ['', `First error reply seen: \`${firstError}\``] : []),
