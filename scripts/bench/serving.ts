@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { interleavedLight, type LightResult } from './light-interleaved.js';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { cpuSeconds, startDaemonChild, stopChild, watchRss, type DaemonChild, type DriftStatus, type ModelStatus, type RuntimeStatus } from './daemon-child.js';
 import type { LoadMessage, LoadOptions, LoadResult } from './load-gen.js';
@@ -186,16 +187,10 @@ export async function runServing(o: ServingOptions = defaultServingOptions): Pro
     for (let i = 0; i < o.rounds; i++) for (const step of i % 2 ? [...steps].reverse() : steps) await step();
 
     // Light load on the warm daemon (a device serves for days; a fresh one runs its first few
-    // thousand requests in V8's lower tiers, scripts/bench/light-ab.ts), daemon and echo in
-    // alternating quarters so that both see the same machine weather.
-    const lightDaemon: LoadRun[] = [];
-    const lightEcho: LoadRun[] = [];
-    const quarter = { ...lightFor(DRIFT_ON_ID), maxMeasured: Math.ceil(o.lightRequests / 4) };
-    for (let q = 0; q < 4; q++) {
-      const runDaemon = async () => void lightDaemon.push(await load(quarter, [on.pid, broker]));
-      const runEcho = async () => void lightEcho.push(await load({ ...quarter, topic: `edgeloop/${ECHO_ID}/infer/${MODEL}` }, [echo.pid!, broker]));
-      for (const run of q % 2 ? [runEcho, runDaemon] : [runDaemon, runEcho]) await run();
-    }
+    // thousand requests in V8's lower tiers, scripts/bench/light-ab.ts), daemon and echo
+    // interleaved in blocks of 50 requests so that both see the same machine weather.
+    const light = await interleavedLight({ url: mosquitto.url, topics: [`edgeloop/${DRIFT_ON_ID}/infer/${MODEL}`, `edgeloop/${ECHO_ID}/infer/${MODEL}`], perTarget: o.lightRequests });
+
     const driftOn = await on.admin<DriftStatus>('GET', '/drift');
     const driftOff = await off.admin<DriftStatus>('GET', '/drift');
     const driftLogLines = on.driftEvents();
@@ -207,7 +202,7 @@ export async function runServing(o: ServingOptions = defaultServingOptions): Pro
       if (exit !== 0) console.error(`daemon (${name}) exited with ${exit}; last log lines:\n${d.log()}`);
       else if (d.log().trim()) console.error(`daemon (${name}) warnings:\n${d.log().trim()}`);
     }
-    return report(o, { heavyOn, heavyOff, heavyEcho, lightDaemon, lightEcho, idleRssKb, idle, peakRssKb, peakRssOffKb, driftOn, driftOff, driftLogLines, echoReplyBytes: Buffer.byteLength(reply) });
+    return report(o, { heavyOn, heavyOff, heavyEcho, light, idleRssKb, idle, peakRssKb, peakRssOffKb, driftOn, driftOff, driftLogLines, echoReplyBytes: Buffer.byteLength(reply) });
   } finally {
     for (const w of watchers) w.stop(); // a live interval would keep this process from exiting
     for (const c of children) await stopChild(c, 5000);
@@ -242,8 +237,7 @@ function report(
     heavyOn: (LoadRun & { window: WindowStats })[];
     heavyOff: (LoadRun & { window: WindowStats })[];
     heavyEcho: LoadRun[];
-    lightDaemon: LoadRun[];
-    lightEcho: LoadRun[];
+    light: LightResult;
     idleRssKb: number;
     idle: RuntimeStatus;
     peakRssKb: number;
@@ -257,13 +251,18 @@ function report(
   const d = summary(r.heavyOn);
   const n = summary(r.heavyOff);
   const e = summary(r.heavyEcho);
-  const ld = summary(r.lightDaemon);
-  const le = summary(r.lightEcho);
+  const lightSummary = (k: number) => {
+    const xs = [...r.light.latencies[k]].sort((a, b) => a - b);
+    const [p50, p99] = percentiles(xs, [50, 99]);
+    return { measured: xs.length, p50, p99, failed: r.light.failed[k], lost: r.light.lost[k] };
+  };
+  const ld = lightSummary(0);
+  const le = lightSummary(1);
   const rowsPerCall = (runs: { window: WindowStats }[]) => runs.reduce((s, x) => s + x.window.requests, 0) / runs.reduce((s, x) => s + x.window.batches, 0);
   const bOn = rowsPerCall(r.heavyOn);
   const bOff = rowsPerCall(r.heavyOff);
   const heavyRow = (label: string, s: ReturnType<typeof summary>, batch: string) => [label, fmt(s.rps), s.rounds, fmt(s.p50, 2), fmt(s.p99, 2), fmt(s.sent), fmt(s.failed), fmt(s.lost), batch, fmt(s.cpuUs, 1), s.cpu];
-  const lightRow = (label: string, s: ReturnType<typeof summary>) => [label, fmt(s.measured), fmt(s.p50, 3), fmt(s.p99, 3), fmt(s.rps), fmt(s.failed), fmt(s.lost), s.cpu];
+  const lightRow = (label: string, s: ReturnType<typeof lightSummary>) => [label, fmt(s.measured), fmt(s.p50, 3), fmt(s.p99, 3), fmt(s.failed), fmt(s.lost)];
   // Each round's runs are adjacent in time, so a per-round ratio shares the machine's weather;
   // the median of those paired ratios is the headline figure (the ratio of medians mixes rounds).
   const pairedRatios = r.heavyOn.map((x, i) => rate(x.result) / rate(r.heavyEcho[i].result));
@@ -275,7 +274,7 @@ function report(
   const driftCost = median(paired);
   const roundCosts = paired.map((x) => pct(x, 1)).join(', ');
   const cpuCost = d.cpuUs / n.cpuUs - 1;
-  const all = [...r.heavyOn, ...r.heavyOff, ...r.heavyEcho, ...r.lightDaemon, ...r.lightEcho];
+  const all = [...r.heavyOn, ...r.heavyOff, ...r.heavyEcho];
   const replies = r.heavyOn.reduce((k, x) => k + x.result.replies, 0);
   const replyBytes = r.heavyOn.reduce((k, x) => k + x.result.replyBytes, 0) / Math.max(1, replies);
   const firstError = all.find((x) => x.result.firstError)?.result.firstError;
@@ -316,9 +315,9 @@ function report(
       `drift-off daemon at the end of its last load run: RSS ${mb(memOff.rss)} (heap used ${mb(memOff.heapUsed)} of ${mb(memOff.heapTotal)}, external ${mb(memOff.external)}, array buffers ${mb(memOff.arrayBuffers)}). ` +
       `Peak VmRSS (\`/proc\`, every 100 ms): ${fmt(peakMb, 1)} MB drift on, ${fmt(r.peakRssOffKb / 1024, 1)} MB drift off.`,
     '',
-    `### Light load: 1 client, 1 outstanding request, ${o.lightRequests} requests after the closed-loop rounds (warm daemon), daemon and echo in alternating quarters, each after 1 s warm-up`,
+    `### Light load: 1 client, 1 outstanding request, ${o.lightRequests} requests to each after the closed-loop rounds (warm daemon), daemon and echo interleaved in blocks of 50, after 200 of warm-up each`,
     '',
-    table(['path', 'requests', 'p50 ms', 'p99 ms', 'replies/s', 'failed', 'lost', cpuHeader], [lightRow('daemon (drift on, default config)', ld), lightRow('echo responder (ceiling)', le)]),
+    table(['path', 'requests', 'p50 ms', 'p99 ms', 'failed', 'lost'], [lightRow('daemon (drift on, default config)', ld), lightRow('echo responder (ceiling)', le)]),
     ...(firstError ? ['', `First error reply seen: \`${firstError}\``] : []),
   ].join('\n');
   // CPU per reply of one run: the responder's share of a core over the window / replies measured.
