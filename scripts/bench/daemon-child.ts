@@ -9,6 +9,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
+import { freePort } from '../../test/helpers/mosquitto.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const CLK_TCK = 100; // Linux USER_HZ: /proc/<pid>/stat counts CPU time in 10 ms ticks
@@ -97,6 +98,8 @@ export interface DaemonChild {
   child: ChildProcess;
   pid: number;
   home: string;
+  /** The broker it serves on (the embedded one's when started without a url). */
+  url: string;
   /** The last 4 kB of its stdout and stderr (log level warn: normally empty), drift events left out. */
   log(): string;
   /** Drift alert/clear log lines seen. */
@@ -105,9 +108,22 @@ export interface DaemonChild {
   status(): Promise<RuntimeStatus>;
 }
 
-/** Wait until the daemon's retained status says online (it is published after subscribing). */
-export async function waitOnline(url: string, deviceId: string, timeoutMs = 60_000): Promise<void> {
-  const client = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 });
+/**
+ * Wait until the daemon's retained status says online (it is published after subscribing).
+ * The embedded broker (aedes: MQTT 3.1.1) listens only once the models are loaded: retried.
+ */
+export async function waitOnline(url: string, deviceId: string, timeoutMs = 60_000, embedded = false): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let client: mqtt.MqttClient;
+  for (;;) {
+    try {
+      client = await mqtt.connectAsync(url, { protocolVersion: embedded ? 4 : 5, reconnectPeriod: 0 });
+      break;
+    } catch (err) {
+      if (!embedded || Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`daemon not online after ${timeoutMs} ms`)), timeoutMs);
@@ -134,12 +150,15 @@ export function deployedNodeFlags(): string[] {
 /**
  * Start `node bin/edgeloop.js serve --broker URL --device-id ID --home HOME --log-level warn`
  * (serving the bundles in models/), with `config` written to a JSON file for `--config` when
- * given; resolves once the daemon reports online. `nodeArgs` go to node after the deployed
- * flags (deployedNodeFlags), e.g. --cpu-prof.
+ * given; resolves once the daemon reports online. Without a url, the daemon runs its embedded
+ * broker (as `npm start` does) on a free port. `nodeArgs` go to node after the deployed flags
+ * (deployedNodeFlags), e.g. --cpu-prof.
  */
-export async function startDaemonChild(o: { url: string; deviceId: string; home: string; config?: unknown; nodeArgs?: string[] }): Promise<DaemonChild> {
+export async function startDaemonChild(o: { url?: string; deviceId: string; home: string; config?: unknown; nodeArgs?: string[] }): Promise<DaemonChild> {
   mkdirSync(o.home, { recursive: true });
-  const args = ['bin/edgeloop.js', 'serve', '--broker', o.url, '--device-id', o.deviceId, '--log-level', 'warn', '--home', o.home];
+  const port = o.url ? undefined : await freePort();
+  const url = o.url ?? `mqtt://127.0.0.1:${port}`;
+  const args = ['bin/edgeloop.js', 'serve', ...(o.url ? ['--broker', o.url] : ['--port', String(port)]), '--device-id', o.deviceId, '--log-level', 'warn', '--home', o.home];
   if (o.config !== undefined) {
     const file = `${o.home}.config.json`;
     writeFileSync(file, JSON.stringify(o.config, null, 2));
@@ -168,14 +187,14 @@ export async function startDaemonChild(o: { url: string; deviceId: string; home:
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`daemon exited (${code}) while starting`))));
   exited.catch(() => undefined);
   try {
-    await Promise.race([waitOnline(o.url, o.deviceId), exited]);
+    await Promise.race([waitOnline(url, o.deviceId, 60_000, !o.url), exited]);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}; daemon output:\n${log}`);
   }
   const socket = path.join(o.home, 'admin.sock');
   const admin = <T>(method: 'GET' | 'POST', urlPath: string, body?: unknown, timeoutMs?: number) => adminRequest<T>(socket, method, urlPath, body, timeoutMs);
-  return { child, pid: child.pid!, home: o.home, log: () => log, driftEvents: () => driftEvents, admin, status: () => admin<RuntimeStatus>('GET', '/status') };
+  return { child, pid: child.pid!, home: o.home, url, log: () => log, driftEvents: () => driftEvents, admin, status: () => admin<RuntimeStatus>('GET', '/status') };
 }
 
 export function stopChild(child: ChildProcess, timeoutMs = 15_000): Promise<number | null> {

@@ -17,10 +17,12 @@ import { runFeedbackBench } from './feedback.js';
 import { runHttpBench } from './http.js';
 import { learningTable, runLearningBench } from './learning.js';
 import { runLearningServing } from './learning-serving.js';
+import { runMemory } from './memory.js';
 import { runMetricsBench } from './metrics.js';
 import { runOverload } from './overload.js';
 import { isMain, machine, targetsTable, type TargetRow } from './report.js';
 import { runServing } from './serving.js';
+import { runStartup } from './startup.js';
 import { runSwap } from './swap.js';
 import { runInference, runTraining } from './toolchain.js';
 
@@ -81,12 +83,14 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
   const metrics = await step('metrics benchmark: serving with Prometheus metrics on / off (about 2 min)', () => runMetricsBench());
   const overload = await step('overload: 2,048 requests in flight (about 20 s)', () => runOverload());
   const httpBench = await step('HTTP /predict vs Flask + scikit-learn under gunicorn (about 90 s)', () => runHttpBench());
+  const memory = await step('memory: stages of a start, idle and peak RSS (about 3 min)', () => runMemory());
+  const startup = await step('start-up: spawn to first answer (about 1 min)', () => runStartup());
   // Last: training switches tfjs backends in this process. PROD as the trainer's worker sets it.
   tf.env().set('PROD', true);
   const inference = await step('toolchain: exported formats', () => runInference());
   const training = await step('toolchain: training', () => runTraining());
   const loadAfter = os.loadavg()[0];
-  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...feedback.targets, ...learnServing.targets, ...recovery, ...metrics.targets, ...overload.targets, ...httpBench.targets, ...inference.targets];
+  const targets: TargetRow[] = [...serving.targets, ...swap.targets, ...feedback.targets, ...learnServing.targets, ...recovery, ...metrics.targets, ...overload.targets, ...httpBench.targets, ...memory.targets, ...startup.targets, ...inference.targets];
   return [
     `Measured ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC at commit ${rev}${buildNote}, on ${machine()}; ` +
       `load average ${load.map((x) => x.toFixed(2)).join(' / ')} (1 / 5 / 15 min) before the run${waitNote}, ${loadAfter.toFixed(2)} (1 min) after; ` +
@@ -112,6 +116,10 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
     overload.md,
     '',
     httpBench.md,
+    '',
+    memory.md,
+    '',
+    startup.md,
     '',
     engine,
     '',

@@ -1,0 +1,65 @@
+// Memory stages of a daemon start, for scripts/bench/memory.ts. Plain JavaScript run by plain
+// node (with the deployed flags) on dist/: under tsx the loader's own thread and modules would be
+// counted too. It imports what `edgeloop serve` imports, in the same order, then starts the real
+// Daemon; a log stream (the daemon's own pino logger, given a destination) marks each bundle
+// loaded. Nothing in src/ knows about it.
+//
+//   node scripts/bench/memory-stages.mjs '{"home":"...","modelsDir":"models","port":1883}'
+//
+// Prints one JSON line per stage on stdout: {stage, rssKb, anonKb, heapUsed, external}.
+import { readFileSync } from 'node:fs';
+
+const opts = JSON.parse(process.argv[2]);
+
+/** VmRSS and its anonymous part (the rest is file-backed: node, libonnxruntime, other .so). */
+function sample(stage) {
+  const rollup = readFileSync('/proc/self/smaps_rollup', 'utf8');
+  const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? NaN);
+  const m = process.memoryUsage();
+  process.stdout.write(JSON.stringify({ stage, rssKb: kb('Rss'), anonKb: kb('Anonymous'), heapUsed: m.heapUsed, external: m.external }) + '\n');
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 100));
+const dist = (p) => new URL(`../../dist/${p}`, import.meta.url).href;
+
+sample('node');
+// bin/edgeloop.js -> cli/main.js -> command-groups (commander) -> serve-command (config, logger).
+const { programFor } = await import(dist('cli/command-groups.js'));
+await programFor(['serve']);
+await settle();
+sample('CLI: commander, config schema (zod), pino');
+const { Daemon } = await import(dist('daemon/daemon.js'));
+await settle();
+sample('daemon module graph (mqtt, better-sqlite3, drift, feedback, ...)');
+if (!opts.broker) {
+  await import(dist('transport/embedded-broker.js'));
+  await settle();
+  sample('embedded broker module (aedes)');
+}
+const { resolveConfig } = await import(dist('config/index.js'));
+const { createLogger } = await import(dist('daemon/logger.js'));
+const config = resolveConfig(opts.config ?? {}, { home: opts.home, modelsDir: opts.modelsDir, deviceId: 'bench-memory', logLevel: 'info', broker: { url: opts.broker, port: opts.port } });
+// The daemon's own logger with a destination that samples at the lines that end a stage: a
+// bundle's "model loaded" comes after its engine, drift profile and warm-up.
+const STAGES = {
+  'shipped models imported': () => 'registry: shipped bundles imported',
+  'tfjs backend selected': (r) => `tfjs runtime: tfjs-core, tfjs-layers, ${r.backend} backend`,
+  'model loaded': (r) => `bundle loaded: ${r.model} (${r.runtime} ${r.backend})`,
+};
+const destination = {
+  write(line) {
+    const rec = JSON.parse(line);
+    if (STAGES[rec.msg]) sample(STAGES[rec.msg](rec));
+    else if (rec.level >= 50) process.stderr.write(line);
+  },
+};
+const daemon = new Daemon({ config, log: createLogger('info', { destination }) });
+// Imported here, not inside the first bundle's load, so that its cost is a row of its own.
+await import(dist('engine/onnx-engine.js'));
+sample('onnxruntime-node imported');
+await daemon.start();
+sample('serving (broker connected, admin API up)');
+await new Promise((r) => setTimeout(r, opts.idleMs ?? 3000));
+sample('idle after start');
+await daemon.stop('bench');
+process.exit(0);

@@ -1,0 +1,212 @@
+/**
+ * Resident memory of the daemon: where it goes, and what it is idle and under load.
+ *
+ * 1. Stages of a start, in a child of plain node with the deployed flags
+ *    (scripts/bench/memory-stages.mjs): bare node, the CLI's and the daemon's module graph,
+ *    the embedded broker, onnxruntime, each bundle loaded (tfjs when the first tfjs bundle
+ *    needs it), serving, idle. VmRSS split into anonymous and file-backed (node, libonnxruntime:
+ *    code pages) from /proc/self/smaps_rollup; median of `runs` children per stage.
+ * 2. The daemon as users run it (`node bin/edgeloop.js serve`, deployed flags): RSS one second
+ *    after it is online and after `settleMs` idle (V8 shrinks its heap when idle), on the
+ *    embedded broker (`npm start`) and on Mosquitto, then the peak under the serving bench's
+ *    closed-loop load (8 clients × 4 outstanding digits requests, MQTT 5, `rounds` × 4 s).
+ *    Once with the demo bundles (models/), once with a single ONNX bundle (digits).
+ *
+ *   npx tsx scripts/bench/memory.ts [--runs 3] [--settle 30] [--rounds 5]   (needs dist/: npm run build)
+ */
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { freePort, startMosquitto } from '../../test/helpers/mosquitto.js';
+import { deployedNodeFlags, startDaemonChild, stopChild, watchRss, type DaemonChild } from './daemon-child.js';
+import type { LoadOptions } from './load-gen.js';
+import { fmt, isMain, met, standalone, table, type BenchResult, type TargetRow } from './report.js';
+import { load, median, rate } from './serving.js';
+
+const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
+const MODEL = 'digits';
+
+export interface MemoryOptions {
+  /** Stage children per model set (medians per stage). */
+  runs: number;
+  /** Idle time before the settled reading. */
+  settleMs: number;
+  /** Load rounds (1.5 s warm-up + 4 s measured each) for the peak. */
+  rounds: number;
+}
+
+export const defaultMemoryOptions: MemoryOptions = { runs: 3, settleMs: 30_000, rounds: 5 };
+
+interface StageSample {
+  stage: string;
+  rssKb: number;
+  anonKb: number;
+  heapUsed: number;
+  external: number;
+}
+
+/** One stage child: its samples in order. */
+function stageRun(modelsDir: string, home: string): Promise<StageSample[]> {
+  return new Promise((resolve, reject) => {
+    void freePort().then((port) => {
+      const args = [...deployedNodeFlags(), 'scripts/bench/memory-stages.mjs', JSON.stringify({ home, modelsDir, port })];
+      const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (b: Buffer) => (out += b));
+      child.stderr.on('data', (b: Buffer) => (err += b));
+      child.once('exit', (code) => {
+        if (code !== 0) return reject(new Error(`memory-stages exited with ${code}: ${err.slice(-2000)}`));
+        resolve(out.trim().split('\n').map((l) => JSON.parse(l) as StageSample));
+      });
+    }, reject);
+  });
+}
+
+/** Stage table: the median over runs of each stage (same stages, same order in every run). */
+async function stages(label: string, modelsDir: string, runs: number, tmp: string): Promise<string> {
+  const all: StageSample[][] = [];
+  for (let i = 0; i < runs; i++) all.push(await stageRun(modelsDir, path.join(tmp, `stages-${label}-${i}`)));
+  const mb = (kb: number) => fmt(kb / 1024, 1);
+  let prev = 0;
+  const rows = all[0].map((first, i) => {
+    const at = (f: (s: StageSample) => number) => median(all.map((r) => f(r[i])));
+    const rss = at((s) => s.rssKb);
+    const anon = at((s) => s.anonKb);
+    const row = [first.stage, mb(rss), i === 0 ? '' : `${rss >= prev ? '+' : ''}${mb(rss - prev)}`, mb(anon), mb(rss - anon), fmt(at((s) => s.heapUsed) / 2 ** 20, 1), fmt(at((s) => s.external) / 2 ** 20, 1)];
+    prev = rss;
+    return row;
+  });
+  return table(['stage', 'RSS MB', 'Δ MB', 'anon MB', 'file-backed MB', 'V8 heap used MB', 'external MB'], rows);
+}
+
+/** VmRSS and anonymous memory (kB) of a process now. */
+function rssOf(pid: number): { rssKb: number; anonKb: number } {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? NaN);
+  return { rssKb: kb('Rss'), anonKb: kb('Anonymous') };
+}
+
+interface DaemonMemory {
+  label: string;
+  embedded: { online: number; settled: { rssKb: number; anonKb: number }; heapUsed: number };
+  external: { online: number; settled: { rssKb: number; anonKb: number }; heapUsed: number };
+  peakKb: number;
+  rps: number;
+  failed: number;
+}
+
+/** The daemon as run: embedded-broker and Mosquitto twins idle side by side, then load on the Mosquitto one. */
+async function daemonMemory(label: string, modelsDir: string, o: MemoryOptions, tmp: string, mosquitto: { url: string; pid: number }): Promise<DaemonMemory> {
+  const config = { modelsDir };
+  const children: DaemonChild[] = [];
+  try {
+    const emb = await startDaemonChild({ deviceId: `mem-emb-${label}`, home: path.join(tmp, `emb-${label}`), config });
+    children.push(emb);
+    const ext = await startDaemonChild({ url: mosquitto.url, deviceId: `mem-ext-${label}`, home: path.join(tmp, `ext-${label}`), config });
+    children.push(ext);
+    await new Promise((r) => setTimeout(r, 1000));
+    const online = [rssOf(emb.pid).rssKb, rssOf(ext.pid).rssKb];
+    await new Promise((r) => setTimeout(r, o.settleMs));
+    const [se, sx] = [rssOf(emb.pid), rssOf(ext.pid)];
+    const [he, hx] = await Promise.all([emb.status(), ext.status()]);
+    await stopChild(emb.child);
+    const watch = watchRss(ext.pid);
+    const heavy: LoadOptions = {
+      url: mosquitto.url,
+      topic: `edgeloop/mem-ext-${label}/infer/${MODEL}`,
+      clients: 8,
+      window: 4,
+      warmupMs: 1500,
+      measureMs: 4000,
+      maxMeasured: 2_000_000,
+      lostAfterMs: 6000,
+      samplesFile: path.join(root, 'test/fixtures/digits-sample.json'),
+    };
+    const runs = [];
+    try {
+      for (let i = 0; i < o.rounds; i++) runs.push(await load(heavy, [ext.pid, mosquitto.pid]));
+    } finally {
+      watch.stop();
+    }
+    return {
+      label,
+      embedded: { online: online[0], settled: se, heapUsed: he.memory.heapUsed },
+      external: { online: online[1], settled: sx, heapUsed: hx.memory.heapUsed },
+      peakKb: watch.peakKb(),
+      rps: median(runs.map((r) => rate(r.result))),
+      failed: runs.reduce((n, r) => n + r.result.failed + r.result.lost, 0),
+    };
+  } finally {
+    for (const c of children) await stopChild(c.child, 5000);
+  }
+}
+
+export async function runMemory(o: MemoryOptions = defaultMemoryOptions): Promise<BenchResult> {
+  if (!existsSync(path.join(root, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-bench-memory-'));
+  const one = path.join(tmp, 'one-onnx');
+  cpSync(path.join(root, 'models', MODEL), path.join(one, MODEL), { recursive: true });
+  const demo = path.join(root, 'models');
+  const mosquitto = await startMosquitto();
+  try {
+    const stagesDemo = await stages('demo', demo, o.runs, tmp);
+    const stagesOne = await stages('one', one, o.runs, tmp);
+    const broker = { url: mosquitto.url, pid: mosquitto.process.pid! };
+    const d = await daemonMemory('demo', demo, o, tmp, broker);
+    const s = await daemonMemory('one', one, o, tmp, broker);
+    const mb = (kb: number) => fmt(kb / 1024, 1);
+    const idle = (x: DaemonMemory['embedded']) => [mb(x.online), `${mb(x.settled.rssKb)} (${mb(x.settled.anonKb)} / ${mb(x.settled.rssKb - x.settled.anonKb)})`, fmt(x.heapUsed / 2 ** 20, 1)];
+    const row = (x: DaemonMemory, label: string) => [
+      [`${label}, embedded broker (\`npm start\`)`, ...idle(x.embedded), '', ''],
+      [`${label}, Mosquitto`, ...idle(x.external), mb(x.peakKb), `${fmt(x.rps)} (${x.failed} failed or lost)`],
+    ];
+    const flags = deployedNodeFlags().join(' ') || '(none)';
+    const md = [
+      `### Memory: the daemon as run (\`node ${flags} bin/edgeloop.js serve\`)`,
+      '',
+      table(
+        ['models, broker', 'RSS 1 s after online, MB', `RSS after ${o.settleMs / 1000} s idle, MB (anon / file-backed)`, 'V8 heap used, MB', `peak RSS under load, MB (${o.rounds} × 4 s)`, 'replies/s under load (median)'],
+        [...row(d, 'demo bundles (models/, 8)'), ...row(s, `one ONNX bundle (${MODEL})`)],
+      ),
+      '',
+      `Load: 8 clients × 4 outstanding \`${MODEL}\` requests (MQTT 5, QoS 0) through Mosquitto, as in the serving bench; peak VmRSS sampled every 100 ms. File-backed pages are code (node, libonnxruntime, other libraries): clean, shared, and given back under memory pressure, but counted in RSS.`,
+      '',
+      `### Memory: stages of a start, demo bundles (median of ${o.runs} runs, \`scripts/bench/memory-stages.mjs\`)`,
+      '',
+      stagesDemo,
+      '',
+      `### Memory: stages of a start, one ONNX bundle (${MODEL})`,
+      '',
+      stagesOne,
+    ].join('\n');
+    const targets: TargetRow[] = [
+      ['memory: idle RSS, demo bundles, embedded broker (1 s after online; settled)', `${mb(d.embedded.online)} MB; ${mb(d.embedded.settled.rssKb)} MB`, '≤ 90 MB', met(d.embedded.online <= 90 * 1024)],
+      ['memory: peak RSS under load, demo bundles (Mosquitto)', `${mb(d.peakKb)} MB`, '≤ 120 MB', met(d.peakKb <= 120 * 1024)],
+    ];
+    return { md, targets };
+  } finally {
+    await mosquitto.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (isMain(import.meta.url)) {
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, settle: { type: 'string' }, rounds: { type: 'string' } } });
+  const d = defaultMemoryOptions;
+  const opts: MemoryOptions = {
+    runs: Number(values.runs ?? d.runs),
+    settleMs: values.settle ? Number(values.settle) * 1000 : d.settleMs,
+    rounds: Number(values.rounds ?? d.rounds),
+  };
+  runMemory(opts).then(
+    (r) => console.log(standalone(r)),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
