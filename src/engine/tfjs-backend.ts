@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as Wasm from '@tensorflow/tfjs-backend-wasm';
 import type { Logger } from 'pino';
 import { EdgeloopError } from '../errors.js';
+import { requireTfjs, tf } from './tfjs-modules.js';
 
 const require = createRequire(import.meta.url);
 
@@ -17,15 +18,14 @@ const CANDIDATES: Record<BackendCandidate['name'], BackendCandidate> = {
   tensorflow: {
     name: 'tensorflow',
     async init() {
-      const moduleName = '@tensorflow/tfjs-node';
-      await import(moduleName);
+      requireTfjs('@tensorflow/tfjs-node');
       if (!tf.findBackendFactory('tensorflow')) throw new Error('@tensorflow/tfjs-node loaded but registered no backend with this tfjs-core');
     },
   },
   wasm: {
     name: 'wasm',
     async init() {
-      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      const wasm = requireTfjs<typeof Wasm>('@tensorflow/tfjs-backend-wasm');
       // setWasmPaths throws once the wasm backend has started (e.g. the toolchain started it).
       if (tf.findBackend('wasm')) return;
       const dir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
@@ -35,7 +35,7 @@ const CANDIDATES: Record<BackendCandidate['name'], BackendCandidate> = {
   cpu: {
     name: 'cpu',
     async init() {
-      await import('@tensorflow/tfjs-backend-cpu');
+      requireTfjs('@tensorflow/tfjs-backend-cpu');
     },
   },
 };

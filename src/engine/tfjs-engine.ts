@@ -1,17 +1,18 @@
-import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
+import type * as TfCore from '@tensorflow/tfjs-core';
+import type * as TfLayers from '@tensorflow/tfjs-layers';
 import type { Logger } from 'pino';
 import type { Dtype, TensorSpec } from '../bundle/index.js';
 import { EdgeloopError } from '../errors.js';
 import type { Engine, EngineOptions, EngineTensor } from './engine.js';
 import { selectTfjsBackend } from './tfjs-backend.js';
+import { tf, tfl } from './tfjs-modules.js';
 
 /** TensorFlow.js LayersModel engine: the trainable path. */
 export class TfjsEngine implements Engine {
   readonly runtime = 'tfjs' as const;
 
   private constructor(
-    private readonly model: tfl.LayersModel,
+    private readonly model: TfLayers.LayersModel,
     readonly backend: string,
     readonly inputs: readonly TensorSpec[],
     readonly outputs: readonly TensorSpec[],
@@ -22,13 +23,13 @@ export class TfjsEngine implements Engine {
    * loading. `specs` names inputs/outputs positionally (bundles name them; tfjs names layers).
    */
   static async create(
-    artifacts: tf.io.ModelArtifacts,
+    artifacts: TfCore.io.ModelArtifacts,
     opts: EngineOptions['tfjs'],
     specs?: { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[] },
     log?: Logger,
   ): Promise<TfjsEngine> {
     const { backend } = await selectTfjsBackend(opts.backends, log);
-    let model: tfl.LayersModel;
+    let model: TfLayers.LayersModel;
     try {
       model = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
     } catch (err) {
@@ -53,7 +54,7 @@ export class TfjsEngine implements Engine {
       if (!t) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'${spec.name}' is required`);
       return tf.tensor(t.data as Float32Array | Int32Array, [...t.dims], t.dtype === 'int32' ? 'int32' : 'float32');
     });
-    const ys = this.model.predict(xs.length === 1 ? xs[0] : xs) as tf.Tensor | tf.Tensor[];
+    const ys = this.model.predict(xs.length === 1 ? xs[0] : xs) as TfCore.Tensor | TfCore.Tensor[];
     const list = Array.isArray(ys) ? ys : [ys];
     try {
       const out: Record<string, EngineTensor> = {};
