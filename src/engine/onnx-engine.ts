@@ -7,6 +7,10 @@ import type { Engine, EngineOptions, EngineTensor } from './engine.js';
 // ORT's native logger writes coloured lines straight to stderr, which breaks a JSON log; every
 // failure it would print (an execution provider that cannot load) is caught and logged by us.
 ort.env.logLevel = 'fatal';
+// onnxruntime's Linux build starts Microsoft's telemetry with its first session (read then, not at
+// import): a thread, an event queue in ~/.cache/Microsoft/DeveloperTools, an empty
+// /tmp/mat-debug-<pid>.log per process, HTTPS uploads, 3 MB resident. Off unless the environment says.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
 /** ONNX Runtime engine: the fast path for fp32, fp16 and int8 models. */
 export class OnnxEngine implements Engine {
