@@ -48,8 +48,21 @@ interface StageSample {
   external: number;
 }
 
-/** One stage child: its samples in order. */
-function stageRun(modelsDir: string, home: string): Promise<StageSample[]> {
+/** Resident kB of the idle stage child by kind (see memory-stages.mjs). */
+type Kinds = Record<'node' | 'onnxruntime' | 'otherFiles' | 'v8Heap' | 'mallocMain' | 'threadArenas' | 'anon', number>;
+
+const KIND_LABELS: [keyof Kinds, string][] = [
+  ['node', 'node binary (file-backed code)'],
+  ['onnxruntime', 'libonnxruntime + binding (file-backed code)'],
+  ['otherFiles', 'other libraries, SQLite files (file-backed)'],
+  ['v8Heap', 'V8 heap (JavaScript objects, code, source text)'],
+  ['mallocMain', 'malloc, main thread (ORT sessions and kernels, SQLite caches, mqtt and Node buffers)'],
+  ['threadArenas', 'malloc, other threads (V8 compiler and GC workers, libuv pool)'],
+  ['anon', 'other anonymous (thread stacks, wasm memory)'],
+];
+
+/** One stage child: its samples in order, and its idle memory by kind. */
+function stageRun(modelsDir: string, home: string): Promise<{ samples: StageSample[]; kinds: Kinds }> {
   return new Promise((resolve, reject) => {
     void freePort().then((port) => {
       const args = [...deployedNodeFlags(), 'scripts/bench/memory-stages.mjs', JSON.stringify({ home, modelsDir, port })];
@@ -60,16 +73,19 @@ function stageRun(modelsDir: string, home: string): Promise<StageSample[]> {
       child.stderr.on('data', (b: Buffer) => (err += b));
       child.once('exit', (code) => {
         if (code !== 0) return reject(new Error(`memory-stages exited with ${code}: ${err.slice(-2000)}`));
-        resolve(out.trim().split('\n').map((l) => JSON.parse(l) as StageSample));
+        const lines = out.trim().split('\n').map((l) => JSON.parse(l) as StageSample | { kinds: Kinds });
+        resolve({ samples: lines.filter((l): l is StageSample => 'stage' in l), kinds: lines.find((l): l is { kinds: Kinds } => 'kinds' in l)!.kinds });
       });
     }, reject);
   });
 }
 
-/** Stage table: the median over runs of each stage (same stages, same order in every run). */
-async function stages(label: string, modelsDir: string, runs: number, tmp: string): Promise<string> {
-  const all: StageSample[][] = [];
-  for (let i = 0; i < runs; i++) all.push(await stageRun(modelsDir, path.join(tmp, `stages-${label}-${i}`)));
+/** Stage table: the median over runs of each stage (same stages, same order in every run); idle memory by kind. */
+async function stages(label: string, modelsDir: string, runs: number, tmp: string): Promise<{ stages: string; kinds: Kinds }> {
+  const results: { samples: StageSample[]; kinds: Kinds }[] = [];
+  for (let i = 0; i < runs; i++) results.push(await stageRun(modelsDir, path.join(tmp, `stages-${label}-${i}`)));
+  const all = results.map((r) => r.samples);
+  const kinds = Object.fromEntries(KIND_LABELS.map(([k]) => [k, median(results.map((r) => r.kinds[k]))])) as Kinds;
   const mb = (kb: number) => fmt(kb / 1024, 1);
   let prev = 0;
   const rows = all[0].map((first, i) => {
@@ -80,7 +96,7 @@ async function stages(label: string, modelsDir: string, runs: number, tmp: strin
     prev = rss;
     return row;
   });
-  return table(['stage', 'RSS MB', 'Δ MB', 'anon MB', 'file-backed MB', 'V8 heap used MB', 'external MB'], rows);
+  return { stages: table(['stage', 'RSS MB', 'Δ MB', 'anon MB', 'file-backed MB', 'V8 heap used MB', 'external MB'], rows), kinds };
 }
 
 /** VmRSS and anonymous memory (kB) of a process now. */
@@ -165,6 +181,11 @@ export async function runMemory(o: MemoryOptions = defaultMemoryOptions): Promis
       [`${label}, Mosquitto`, ...idle(x.external), mb(x.peakKb), `${fmt(x.rps)} (${x.failed} failed or lost)`],
     ];
     const flags = deployedNodeFlags().join(' ') || '(none)';
+    const kb = (x: number) => fmt(x / 1024, 1);
+    const kindsTable = table(
+      ['kind', 'demo bundles, MB', `one ONNX bundle (${MODEL}), MB`],
+      [...KIND_LABELS.map(([k, l]) => [l, kb(stagesDemo.kinds[k]), kb(stagesOne.kinds[k])]), ['**total**', kb(Object.values(stagesDemo.kinds).reduce((a, b) => a + b, 0)), kb(Object.values(stagesOne.kinds).reduce((a, b) => a + b, 0))]],
+    );
     const md = [
       `### Memory: the daemon as run (\`node ${flags} bin/edgeloop.js serve\`)`,
       '',
@@ -175,13 +196,17 @@ export async function runMemory(o: MemoryOptions = defaultMemoryOptions): Promis
       '',
       `Load: 8 clients × 4 outstanding \`${MODEL}\` requests (MQTT 5, QoS 0) through Mosquitto, as in the serving bench; peak VmRSS sampled every 100 ms. File-backed pages are code (node, libonnxruntime, other libraries): clean, shared, and given back under memory pressure, but counted in RSS.`,
       '',
+      `### Memory: what the idle daemon is made of (stage child, idle after start; medians of ${o.runs} runs; from /proc/self/smaps and V8's heap statistics)`,
+      '',
+      kindsTable,
+      '',
       `### Memory: stages of a start, demo bundles (median of ${o.runs} runs, \`scripts/bench/memory-stages.mjs\`)`,
       '',
-      stagesDemo,
+      stagesDemo.stages,
       '',
       `### Memory: stages of a start, one ONNX bundle (${MODEL})`,
       '',
-      stagesOne,
+      stagesOne.stages,
     ].join('\n');
     const targets: TargetRow[] = [
       ['memory: idle RSS, demo bundles, embedded broker (1 s after online; settled)', `${mb(d.embedded.online)} MB; ${mb(d.embedded.settled.rssKb)} MB`, '≤ 90 MB', met(d.embedded.online <= 90 * 1024)],
