@@ -9,7 +9,7 @@ import { EdgeloopError } from '../errors.js';
 import type { PredictResult, ServedModel, TypedArray } from '../engine/index.js';
 import { Registry, importShipped, reconcile } from '../registry/index.js';
 import { MqttTransport, RequestHandler, redact, topicsFor, type EmbeddedBroker, type RequestTaps, type Topics } from '../transport/index.js';
-import { SyncService } from '../sync/index.js';
+import type { SyncService } from '../sync/index.js';
 import { DriftService, driftAdminRoutes } from '../drift/index.js';
 import { FeedbackService, feedbackAdminRoutes, type AccuracyEvent } from '../feedback/index.js';
 import { learningAdminRoutes } from '../learning/admin.js';
@@ -17,7 +17,6 @@ import { LearningService, learningWorkDir, trainerGateNote, type LearningEvent }
 import { shiftStart } from '../learning/shift.js';
 import { RunStore } from '../training/runs/index.js';
 import { readiness, startHttp, type DaemonPhase, type HttpService, type Readiness } from '../http/index.js';
-import { daemonHttpContext, daemonMetrics } from '../http/daemon-context.js';
 import type { Metrics } from '../metrics/index.js';
 import { TensorRequests } from '../tensor/index.js';
 import { adminRoutes } from './admin-routes.js';
@@ -110,8 +109,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
     const drift = this.drift;
     // HTTP listens before the models load: /v2/health/ready answers 503 'loading' meanwhile.
-    this.metrics = config.http?.metrics ? daemonMetrics(this) : undefined;
-    if (config.http) this.http = await startHttp(daemonHttpContext(this, config, pkg.version, log));
+    if (config.http) {
+      // Imported only when configured: metrics (prom-client and its dependencies) are a hundred modules.
+      const { daemonHttpContext, daemonMetrics } = await import('../http/daemon-context.js');
+      this.metrics = config.http.metrics ? daemonMetrics(this) : undefined;
+      this.http = await startHttp(daemonHttpContext(this, config, pkg.version, log));
+    }
     this.phase = 'loading';
     // predict() standardises the feed in place, so the monitor bins standardised values.
     this.host = new ModelHost(registry, config, log, (model) => {
@@ -207,6 +210,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     // Fleet sync (src/sync): built before the admin API (POST/GET /sync), started once serving.
     if (config.sync) {
+      const { SyncService } = await import('../sync/index.js');
       this.sync = await SyncService.create({
         config: config.sync,
         deviceId: config.deviceId,
