@@ -6,20 +6,11 @@
 //
 //   node scripts/bench/memory-stages.mjs '{"home":"...","modelsDir":"models","port":1883}'
 //
-// Prints one JSON line per stage on stdout: {stage, rssKb, anonKb, heapUsed, external}, then one
-// {kinds} line: what the idle daemon's resident memory is made of (kB).
+// Prints one JSON line per stage on stdout: {stage, rssKb, heapUsed, ...kinds (kB)}.
 import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 
 const opts = JSON.parse(process.argv[2]);
-
-/** VmRSS and its anonymous part (the rest is file-backed: node, libonnxruntime, other .so). */
-function sample(stage) {
-  const rollup = readFileSync('/proc/self/smaps_rollup', 'utf8');
-  const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? NaN);
-  const m = process.memoryUsage();
-  process.stdout.write(JSON.stringify({ stage, rssKb: kb('Rss'), anonKb: kb('Anonymous'), heapUsed: m.heapUsed, external: m.external }) + '\n');
-}
 
 /**
  * Resident kB by kind, from /proc/self/smaps: code files (node, libonnxruntime, the rest), the V8
@@ -30,13 +21,14 @@ function kinds() {
   const regions = [];
   for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
     const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (head) regions.push({ start: parseInt(head[1], 16), end: parseInt(head[2], 16), name: head[3], rssKb: 0 });
+    if (head) regions.push({ start: parseInt(head[1], 16), name: head[3], rssKb: 0 });
     else if (line.startsWith('Rss:')) regions[regions.length - 1].rssKb = Number(line.split(/\s+/)[1]);
   }
   const ARENA = 64 * 2 ** 20;
   const arenas = regions.filter((r) => !r.name && r.start % ARENA === 0).map((r) => r.start);
-  const k = { node: 0, onnxruntime: 0, otherFiles: 0, mallocMain: 0, threadArenas: 0, anon: 0 };
+  const k = { rssKb: 0, node: 0, onnxruntime: 0, otherFiles: 0, mallocMain: 0, threadArenas: 0, anon: 0 };
   for (const r of regions) {
+    k.rssKb += r.rssKb;
     if (r.name.endsWith('/node')) k.node += r.rssKb;
     else if (/onnxruntime/.test(r.name) && r.name.startsWith('/')) k.onnxruntime += r.rssKb;
     else if (r.name.startsWith('/')) k.otherFiles += r.rssKb;
@@ -47,6 +39,10 @@ function kinds() {
   // The V8 heap is in the remaining anonymous mappings.
   const v8Heap = Math.round(v8.getHeapStatistics().total_physical_size / 1024);
   return { ...k, v8Heap, anon: Math.max(0, k.anon - v8Heap) };
+}
+
+function sample(stage) {
+  process.stdout.write(JSON.stringify({ stage, heapUsed: process.memoryUsage().heapUsed, ...kinds() }) + '\n');
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 100));
@@ -91,6 +87,5 @@ await daemon.start();
 sample('serving (broker connected, admin API up)');
 await new Promise((r) => setTimeout(r, opts.idleMs ?? 3000));
 sample('idle after start');
-process.stdout.write(JSON.stringify({ kinds: kinds() }) + '\n');
 await daemon.stop('bench');
 process.exit(0);

@@ -13,6 +13,7 @@
  *    Once with the demo bundles (models/), once with a single ONNX bundle (digits).
  *
  *   npx tsx scripts/bench/memory.ts [--runs 3] [--settle 30] [--rounds 5]   (needs dist/: npm run build)
+ *       [--daemon-node-args='--max-semi-space-size=2']   (investigation only: after the deployed flags)
  */
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -36,36 +37,42 @@ export interface MemoryOptions {
   settleMs: number;
   /** Load rounds (1.5 s warm-up + 4 s measured each) for the peak. */
   rounds: number;
+  /** Extra node flags for every daemon and stage child (investigation only). */
+  nodeArgs?: string[];
 }
 
 export const defaultMemoryOptions: MemoryOptions = { runs: 3, settleMs: 30_000, rounds: 5 };
 
+/** Resident kB by kind at one stage (see memory-stages.mjs), and V8's heap used (bytes). */
 interface StageSample {
   stage: string;
   rssKb: number;
-  anonKb: number;
   heapUsed: number;
-  external: number;
+  node: number;
+  onnxruntime: number;
+  otherFiles: number;
+  v8Heap: number;
+  mallocMain: number;
+  threadArenas: number;
+  anon: number;
 }
+type Kind = Exclude<keyof StageSample, 'stage' | 'rssKb' | 'heapUsed'>;
 
-/** Resident kB of the idle stage child by kind (see memory-stages.mjs). */
-type Kinds = Record<'node' | 'onnxruntime' | 'otherFiles' | 'v8Heap' | 'mallocMain' | 'threadArenas' | 'anon', number>;
-
-const KIND_LABELS: [keyof Kinds, string][] = [
+const KIND_LABELS: [Kind, string][] = [
   ['node', 'node binary (file-backed code)'],
   ['onnxruntime', 'libonnxruntime + binding (file-backed code)'],
   ['otherFiles', 'other libraries, SQLite files (file-backed)'],
   ['v8Heap', 'V8 heap (JavaScript objects, code, source text)'],
-  ['mallocMain', 'malloc, main thread (ORT sessions and kernels, SQLite caches, mqtt and Node buffers)'],
-  ['threadArenas', 'malloc, other threads (V8 compiler and GC workers, libuv pool)'],
+  ['mallocMain', 'malloc, main thread (ORT sessions and kernel registry, SQLite, Node and mqtt buffers)'],
+  ['threadArenas', 'malloc, other threads (V8 compiler and GC helpers, libuv pool)'],
   ['anon', 'other anonymous (thread stacks, wasm memory)'],
 ];
 
-/** One stage child: its samples in order, and its idle memory by kind. */
-function stageRun(modelsDir: string, home: string): Promise<{ samples: StageSample[]; kinds: Kinds }> {
+/** One stage child: its samples in order. */
+function stageRun(modelsDir: string, home: string, nodeArgs: string[]): Promise<StageSample[]> {
   return new Promise((resolve, reject) => {
     void freePort().then((port) => {
-      const args = [...deployedNodeFlags(), 'scripts/bench/memory-stages.mjs', JSON.stringify({ home, modelsDir, port })];
+      const args = [...deployedNodeFlags(), ...nodeArgs, 'scripts/bench/memory-stages.mjs', JSON.stringify({ home, modelsDir, port })];
       const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
@@ -73,30 +80,27 @@ function stageRun(modelsDir: string, home: string): Promise<{ samples: StageSamp
       child.stderr.on('data', (b: Buffer) => (err += b));
       child.once('exit', (code) => {
         if (code !== 0) return reject(new Error(`memory-stages exited with ${code}: ${err.slice(-2000)}`));
-        const lines = out.trim().split('\n').map((l) => JSON.parse(l) as StageSample | { kinds: Kinds });
-        resolve({ samples: lines.filter((l): l is StageSample => 'stage' in l), kinds: lines.find((l): l is { kinds: Kinds } => 'kinds' in l)!.kinds });
+        resolve(out.trim().split('\n').map((l) => JSON.parse(l) as StageSample));
       });
     }, reject);
   });
 }
 
-/** Stage table: the median over runs of each stage (same stages, same order in every run); idle memory by kind. */
-async function stages(label: string, modelsDir: string, runs: number, tmp: string): Promise<{ stages: string; kinds: Kinds }> {
-  const results: { samples: StageSample[]; kinds: Kinds }[] = [];
-  for (let i = 0; i < runs; i++) results.push(await stageRun(modelsDir, path.join(tmp, `stages-${label}-${i}`)));
-  const all = results.map((r) => r.samples);
-  const kinds = Object.fromEntries(KIND_LABELS.map(([k]) => [k, median(results.map((r) => r.kinds[k]))])) as Kinds;
+/** Stage table: the median over runs of each stage (same stages, same order in every run), and the last stage (idle). */
+async function stages(label: string, modelsDir: string, o: MemoryOptions, tmp: string): Promise<{ stages: string; idle: StageSample }> {
+  const all: StageSample[][] = [];
+  for (let i = 0; i < o.runs; i++) all.push(await stageRun(modelsDir, path.join(tmp, `stages-${label}-${i}`), o.nodeArgs ?? []));
   const mb = (kb: number) => fmt(kb / 1024, 1);
-  let prev = 0;
-  const rows = all[0].map((first, i) => {
+  const medians = all[0].map((first, i) => {
     const at = (f: (s: StageSample) => number) => median(all.map((r) => f(r[i])));
-    const rss = at((s) => s.rssKb);
-    const anon = at((s) => s.anonKb);
-    const row = [first.stage, mb(rss), i === 0 ? '' : `${rss >= prev ? '+' : ''}${mb(rss - prev)}`, mb(anon), mb(rss - anon), fmt(at((s) => s.heapUsed) / 2 ** 20, 1), fmt(at((s) => s.external) / 2 ** 20, 1)];
-    prev = rss;
-    return row;
+    return { stage: first.stage, rssKb: at((s) => s.rssKb), heapUsed: at((s) => s.heapUsed), ...Object.fromEntries(KIND_LABELS.map(([k]) => [k, at((s) => s[k])])) } as StageSample;
   });
-  return { stages: table(['stage', 'RSS MB', 'Δ MB', 'anon MB', 'file-backed MB', 'V8 heap used MB', 'external MB'], rows), kinds };
+  const rows = medians.map((m, i) => {
+    const d = i === 0 ? NaN : m.rssKb - medians[i - 1].rssKb;
+    return [m.stage, mb(m.rssKb), i === 0 ? '' : `${d >= 0 ? '+' : ''}${mb(d)}`, mb(m.node + m.otherFiles), mb(m.onnxruntime), mb(m.v8Heap), fmt(m.heapUsed / 2 ** 20, 1), mb(m.mallocMain), mb(m.threadArenas)];
+  });
+  const headers = ['stage', 'RSS MB', 'Δ MB', 'node + other code, MB', 'libonnxruntime, MB', 'V8 heap, MB', '(heap used)', 'malloc main, MB', 'malloc threads, MB'];
+  return { stages: table(headers, rows), idle: medians[medians.length - 1] };
 }
 
 /** VmRSS and anonymous memory (kB) of a process now. */
@@ -120,9 +124,10 @@ async function daemonMemory(label: string, modelsDir: string, o: MemoryOptions, 
   const config = { modelsDir };
   const children: DaemonChild[] = [];
   try {
-    const emb = await startDaemonChild({ deviceId: `mem-emb-${label}`, home: path.join(tmp, `emb-${label}`), config });
+    const nodeArgs = o.nodeArgs;
+    const emb = await startDaemonChild({ deviceId: `mem-emb-${label}`, home: path.join(tmp, `emb-${label}`), config, nodeArgs });
     children.push(emb);
-    const ext = await startDaemonChild({ url: mosquitto.url, deviceId: `mem-ext-${label}`, home: path.join(tmp, `ext-${label}`), config });
+    const ext = await startDaemonChild({ url: mosquitto.url, deviceId: `mem-ext-${label}`, home: path.join(tmp, `ext-${label}`), config, nodeArgs });
     children.push(ext);
     await new Promise((r) => setTimeout(r, 1000));
     const online = [rssOf(emb.pid).rssKb, rssOf(ext.pid).rssKb];
@@ -169,8 +174,8 @@ export async function runMemory(o: MemoryOptions = defaultMemoryOptions): Promis
   const demo = path.join(root, 'models');
   const mosquitto = await startMosquitto();
   try {
-    const stagesDemo = await stages('demo', demo, o.runs, tmp);
-    const stagesOne = await stages('one', one, o.runs, tmp);
+    const stagesDemo = await stages('demo', demo, o, tmp);
+    const stagesOne = await stages('one', one, o, tmp);
     const broker = { url: mosquitto.url, pid: mosquitto.process.pid! };
     const d = await daemonMemory('demo', demo, o, tmp, broker);
     const s = await daemonMemory('one', one, o, tmp, broker);
@@ -180,11 +185,11 @@ export async function runMemory(o: MemoryOptions = defaultMemoryOptions): Promis
       [`${label}, embedded broker (\`npm start\`)`, ...idle(x.embedded), '', ''],
       [`${label}, Mosquitto`, ...idle(x.external), mb(x.peakKb), `${fmt(x.rps)} (${x.failed} failed or lost)`],
     ];
-    const flags = deployedNodeFlags().join(' ') || '(none)';
+    const flags = [...deployedNodeFlags(), ...(o.nodeArgs ?? [])].join(' ') || '(none)';
     const kb = (x: number) => fmt(x / 1024, 1);
     const kindsTable = table(
       ['kind', 'demo bundles, MB', `one ONNX bundle (${MODEL}), MB`],
-      [...KIND_LABELS.map(([k, l]) => [l, kb(stagesDemo.kinds[k]), kb(stagesOne.kinds[k])]), ['**total**', kb(Object.values(stagesDemo.kinds).reduce((a, b) => a + b, 0)), kb(Object.values(stagesOne.kinds).reduce((a, b) => a + b, 0))]],
+      [...KIND_LABELS.map(([k, l]) => [l, kb(stagesDemo.idle[k]), kb(stagesOne.idle[k])]), ['**VmRSS**', kb(stagesDemo.idle.rssKb), kb(stagesOne.idle.rssKb)]],
     );
     const md = [
       `### Memory: the daemon as run (\`node ${flags} bin/edgeloop.js serve\`)`,
@@ -220,12 +225,13 @@ export async function runMemory(o: MemoryOptions = defaultMemoryOptions): Promis
 }
 
 if (isMain(import.meta.url)) {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, settle: { type: 'string' }, rounds: { type: 'string' } } });
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, settle: { type: 'string' }, rounds: { type: 'string' }, 'daemon-node-args': { type: 'string' } } });
   const d = defaultMemoryOptions;
   const opts: MemoryOptions = {
     runs: Number(values.runs ?? d.runs),
     settleMs: values.settle ? Number(values.settle) * 1000 : d.settleMs,
     rounds: Number(values.rounds ?? d.rounds),
+    nodeArgs: values['daemon-node-args']?.split(' ').filter(Boolean),
   };
   runMemory(opts).then(
     (r) => console.log(standalone(r)),
