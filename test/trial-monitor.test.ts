@@ -33,6 +33,9 @@ describe('trial verdicts', () => {
     const noisy = new PairedLatency(2);
     for (let i = 0; i < 40; i++) noisy.record(i % 3 === 0 ? 3 : 1, 1);
     expect(judgeTrial(health(20, 0, 3), t0, noisy.evidence(), policy, t0 + 1000)?.pass).toBe(true);
+    // The median pair over the factor, not yet significant (34 pairs, 22 over 2x: p = 0.06): wait for more pairs, up to a bound.
+    expect(judgeTrial(health(104, 0, 25), t0, { pairs: 34, medianRatio: 4.41, slower: 22 }, policy, t0 + 1000)).toBeUndefined();
+    expect(judgeTrial(health(104, 0, 25), t0, { pairs: 300, medianRatio: 2.2, slower: 160 }, policy, t0 + 1000)?.pass).toBe(true);
     // Too few pairs yet: the traffic alone does not commit, and does not fail either.
     expect(judgeTrial(health(20, 0, 1), t0, { pairs: 5, medianRatio: 9, slower: 5 }, policy, t0 + 1000)).toBeUndefined();
     expect(judgeTrial(health(20, 0, 50), t0, null, policy, t0 + 1000)?.pass).toBe(true); // no previous version: nothing to compare

@@ -13,6 +13,8 @@ export type TrialVerdict = { pass: true; reason: string } | { pass: false; reaso
 
 /** Paired engine timings a latency verdict needs: fewer and noise could decide it. */
 export const MIN_LATENCY_PAIRS = 30;
+/** Pairs after which a slow-looking but not significant median no longer holds the verdict back. */
+export const MAX_LATENCY_PAIRS = 300;
 /** A regression must be this unlikely under "no slower than maxP99Factor" (one-sided sign test). */
 const LATENCY_ALPHA = 0.001;
 
@@ -139,7 +141,10 @@ export function judgeTrial(health: HealthStats, startedAt: number, latency: Late
   }
   if (total >= policy.minInferences) {
     // Not yet enough paired timings to rule a regression out: wait for them (not past the window).
-    if (latency && latency.pairs < MIN_LATENCY_PAIRS && !windowEnded) return undefined;
+    // Nor commit while the median pair is over the factor without significance yet (a loaded
+    // machine makes pairs noisy): more pairs decide it, up to MAX_LATENCY_PAIRS.
+    const undecided = latency && (latency.pairs < MIN_LATENCY_PAIRS || (latency.medianRatio > policy.maxP99Factor && latency.pairs < MAX_LATENCY_PAIRS));
+    if (undecided && !windowEnded) return undefined;
     // The engine's own time: request latency also counts queueing, which depends on the load.
     const p99 = health.engine.percentile(99);
     const speed = latency && latency.pairs > 0 ? `, engine ${latency.medianRatio.toFixed(2)}x the previous version (median of ${latency.pairs} paired timings)` : '';
