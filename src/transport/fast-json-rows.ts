@@ -20,7 +20,7 @@ export interface FastRows {
 
 const FAST_DTYPES = new Set<Dtype>(['float32', 'float64', 'int32', 'int8', 'uint8']);
 const FLOAT32_MAX = 3.4028234663852886e38;
-/** Powers of ten a double holds exactly: m × 10^e with m < 2^53 and |e| ≤ 22 is then correctly rounded (Clinger's fast path). */
+/** Powers of ten a double holds exactly: m / 10^e with m < 2^53 and e ≤ 22 is then correctly rounded (Clinger's fast path). */
 const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
 
 const QUOTE = 0x22;
@@ -212,53 +212,28 @@ function readValues(b: Buffer, i: number, data: TypedArray, offset: number, coun
   return true;
 }
 
-/** A JSON number at i, exactly as JSON.parse reads it (NaN when there is none); sets `end`. */
+/**
+ * A JSON number at i, exactly as JSON.parse reads it (NaN when there is none); sets `end`.
+ * Only the grammar is checked here and V8 converts the text: this path takes what the inline
+ * reader in readValues leaves (exponents, long mantissas) and ids, all rare.
+ */
 function readNumber(b: Buffer, i: number): number {
   const start = i;
-  const negative = b[i] === MINUS;
-  if (negative) i++;
-  let mantissa = 0;
-  let digits = 0;
-  let c = b[i];
-  if (c === 0x30) c = b[++i];
-  else if (c >= 0x31 && c <= 0x39) {
-    while (c >= 0x30 && c <= 0x39) {
-      mantissa = mantissa * 10 + (c - 0x30);
-      digits++;
-      c = b[++i];
-    }
-  } else return NaN;
-  let scale = 0;
-  if (c === DOT) {
-    c = b[++i];
-    if (!(c >= 0x30 && c <= 0x39)) return NaN;
-    while (c >= 0x30 && c <= 0x39) {
-      mantissa = mantissa * 10 + (c - 0x30);
-      digits++;
-      scale--;
-      c = b[++i];
-    }
+  if (b[i] === MINUS) i++;
+  const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+  if (b[i] === 0x30) i++;
+  else if (b[i] >= 0x31 && b[i] <= 0x39) while (isDigit(b[i])) i++;
+  else return NaN;
+  if (b[i] === DOT) {
+    if (!isDigit(b[++i])) return NaN;
+    while (isDigit(b[i])) i++;
   }
-  if (c === 0x65 || c === 0x45) {
-    c = b[++i];
-    let sign = 1;
-    if (c === 0x2b || c === MINUS) {
-      if (c === MINUS) sign = -1;
-      c = b[++i];
-    }
-    if (!(c >= 0x30 && c <= 0x39)) return NaN;
-    let e = 0;
-    while (c >= 0x30 && c <= 0x39) {
-      if (e < 10_000) e = e * 10 + (c - 0x30);
-      c = b[++i];
-    }
-    scale += sign * e;
+  if (b[i] === 0x65 || b[i] === 0x45) {
+    i++;
+    if (b[i] === 0x2b || b[i] === MINUS) i++;
+    if (!isDigit(b[i])) return NaN;
+    while (isDigit(b[i])) i++;
   }
   end = i;
-  if (digits <= 15 && scale >= -22 && scale <= 22) {
-    const v = scale < 0 ? mantissa / POW10[-scale] : mantissa * POW10[scale];
-    return negative ? -v : v;
-  }
-  // Long or far from 1: V8's own conversion of the same text (what JSON.parse does).
   return Number(b.toString('latin1', start, i));
 }
