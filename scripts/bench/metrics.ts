@@ -8,6 +8,7 @@
  *
  *   npx tsx scripts/bench/metrics.ts [--rounds 8] [--seconds 4] [--clients 8] [--window 4]
  *   METRICS_BENCH_AA=1 …   calibration: metrics off in both daemons (an A/A run; its cost should be ~0)
+ *   METRICS_BENCH_CPU_PROF=DIR …   investigation: a V8 CPU profile of each daemon in DIR/on and DIR/off
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -121,8 +122,11 @@ export async function runMetricsBench(o: MetricsBenchOptions = { rounds: 8, seco
     // 2% to resolve, so one pair for the whole run would measure the pair, not the metrics.
     for (let i = 0; i < o.rounds; i++) {
       const [portOn, portOff] = [await freePort(), await freePort()];
-      const startOn = () => startDaemonChild({ url: mosquitto.url, deviceId: 'bench-metrics-on', home: path.join(home, `on-${i}`), config: { http: { port: portOn, ...(process.env.METRICS_BENCH_AA ? { metrics: false } : {}) } } });
-      const startOff = () => startDaemonChild({ url: mosquitto.url, deviceId: 'bench-metrics-off', home: path.join(home, `off-${i}`), config: { http: { port: portOff, metrics: false } } });
+      // Investigation only: METRICS_BENCH_CPU_PROF=DIR writes a V8 CPU profile of each daemon there.
+      const prof = process.env.METRICS_BENCH_CPU_PROF;
+      const nodeArgs = (name: string) => (prof ? ['--cpu-prof', '--cpu-prof-dir', path.join(prof, name)] : []);
+      const startOn = () => startDaemonChild({ url: mosquitto.url, deviceId: 'bench-metrics-on', home: path.join(home, `on-${i}`), nodeArgs: nodeArgs('on'), config: { http: { port: portOn, ...(process.env.METRICS_BENCH_AA ? { metrics: false } : {}) } } });
+      const startOff = () => startDaemonChild({ url: mosquitto.url, deviceId: 'bench-metrics-off', home: path.join(home, `off-${i}`), nodeArgs: nodeArgs('off'), config: { http: { port: portOff, metrics: false } } });
       const first = i % 2 ? await startOn() : await startOff();
       const second = i % 2 ? await startOff() : await startOn();
       pair = i % 2 ? { on: first, off: second, portOn } : { on: second, off: first, portOn };

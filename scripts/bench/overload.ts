@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
-import { startDaemonChild, stopChild, watchRss, type DaemonChild } from './daemon-child.js';
+import { cpuSeconds, startDaemonChild, stopChild, watchRss, type DaemonChild } from './daemon-child.js';
 import { fmt, isMain, met, percentiles, standalone, table, type BenchResult, type TargetRow } from './report.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
@@ -139,7 +139,13 @@ export async function runOverload(o: OverloadOptions = defaultOverloadOptions): 
     const rss = watchRss(d.pid);
     const baseKb = rss.peakKb();
     const rows = (JSON.parse(readFileSync(path.join(root, 'test/fixtures/digits-sample.json'), 'utf8')) as { rows: number[][] }).rows;
+    // CPU of each part while loaded: on one machine the generator and the broker take cores the daemon would have.
+    const cpu0 = [cpuSeconds(d.pid), cpuSeconds(mosquitto.process.pid!), process.cpuUsage()] as const;
+    const t0 = performance.now();
     const s = await overload(mosquitto.url, `edgeloop/${DEVICE_ID}/infer/${MODEL}`, rows, o);
+    const wall = (performance.now() - t0) / 1000;
+    const gen = process.cpuUsage(cpu0[2]);
+    const cpuShare = [cpuSeconds(d.pid) - cpu0[0], cpuSeconds(mosquitto.process.pid!) - cpu0[1], (gen.user + gen.system) / 1e6].map((c) => c / wall);
     const peakKb = rss.peakKb();
     if (process.env.OVERLOAD_LOG) console.error(d.log());
     rss.stop();
@@ -159,7 +165,8 @@ export async function runOverload(o: OverloadOptions = defaultOverloadOptions): 
       '',
       `${fmt(s.sent)} sent, ${fmt(replies)} replies, ${fmt(s.unanswered)} unanswered; daemon RSS ${fmt(baseKb / 1024)} MB before, peak ${fmt(peakKb / 1024)} MB; ` +
         `latest reply ${fmt(s.worstOverDeadlineMs)} ms after its deadline. Requests carry an MQTT 5 Message Expiry Interval of ` +
-        `${Math.ceil(o.deadlineMs / 1000)} s: unanswered ones expired in the broker while the daemon was not reading (backpressure).`,
+        `${Math.ceil(o.deadlineMs / 1000)} s: unanswered ones expired in the broker while the daemon was not reading (backpressure). ` +
+        `Cores used while loaded: daemon ${fmt(cpuShare[0], 2)}, broker ${fmt(cpuShare[1], 2)}, load generator ${fmt(cpuShare[2], 2)}.`,
     ].join('\n');
     const targets: TargetRow[] = [
       [`overload (${fmt(o.inFlight)} in flight): EDGELOOP_BUSY p99`, busy.length ? `${fmt(busyP99, 1)} ms (p50 ${fmt(busyP50, 1)}, ${fmt(busy.length)} replies)` : 'no BUSY reply', '< 100 ms', met(busy.length > 0 && busyP99 < 100)],
