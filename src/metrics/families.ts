@@ -15,13 +15,13 @@ type MetricType = 'counter' | 'gauge' | 'histogram';
  * object with `name`, `help`, `type` and `get()`; ours read the hot-path cells and the
  * daemon's own state, so nothing is kept twice and nothing runs between scrapes.
  */
-export function family(registry: Registry, name: string, help: string, type: MetricType, values: () => Sample[]): void {
+export function family(registry: Registry, name: string, help: string, type: MetricType, values: () => Sample[] | Promise<Sample[]>): void {
   const metric = {
     name,
     help,
     type,
     aggregator: 'sum' as const,
-    get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
+    get: async () => ({ name, help, type, aggregator: 'sum', values: await values() }),
   };
   registry.registerMetric(metric as never);
 }

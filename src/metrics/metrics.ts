@@ -1,7 +1,8 @@
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { ServedModel } from '../engine/index.js';
 import { VersionCells } from './cells.js';
 import { family, histogramValues, type Sample } from './families.js';
+import { processMetrics } from './process-metrics.js';
 
 /** What the gauges read when /metrics is scraped (each optional: a capability may be off). */
 export interface MetricsSources {
@@ -38,7 +39,7 @@ export class Metrics {
 
   constructor(private readonly sources: MetricsSources) {
     // process_* and nodejs_* keep their standard names: every Node.js dashboard expects them.
-    collectDefaultMetrics({ register: this.registry });
+    processMetrics(this.registry);
     this.define();
   }
 
