@@ -210,13 +210,15 @@ export class FeedbackService {
       body = { error: e.toJSON() };
       if (model) body.model = model.name;
     }
+    const publish = this.opts.publish;
+    // Acknowledged exactly as inference replies: MQTT 5 response topic, else replyTo; else nobody
+    // asked (most feedback is fire and forget: no acknowledgement is even written).
+    const to = req.responseTopic || envelope.replyTo;
+    if (!publish || !to) return;
     if (envelope.id !== undefined) body.id = envelope.id;
     const text = JSON.stringify(body);
-    const publish = this.opts.publish;
-    if (!publish) return;
-    // Acknowledged exactly as inference replies: MQTT 5 response topic, else replyTo; else nobody asked.
     if (req.responseTopic) await publish(req.responseTopic, text, req.qos, req.correlationData);
-    else if (envelope.replyTo) await publish(envelope.replyTo, text, req.qos);
+    else await publish(to, text, req.qos);
   }
 
   /** All of a message or nothing: limits first, then every id resolved, then the rows queued. */
