@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // `npm start` runs this first: compile src/ to dist/ only when dist/ is missing or older than a
 // source file, so a start after the first is about a second instead of a full TypeScript build.
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from './build.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -38,8 +38,6 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const reason = staleReason();
   if (reason) {
     process.stderr.write(`edgeloop: building (${reason})\n`);
-    const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-    process.exit(r.status ?? 1);
+    process.exit(await build());
   }
 }

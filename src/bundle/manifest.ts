@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../util/zod.js';
 
 /** Version of the bundle format this code reads and writes. */
 export const BUNDLE_FORMAT = 'edgeloop-bundle/1';

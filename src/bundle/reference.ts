@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../util/zod.js';
 import { EdgeloopError } from '../errors.js';
 import { describeIssues } from './manifest.js';
 

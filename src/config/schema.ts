@@ -1,9 +1,4 @@
-import { z } from 'zod';
-
-// For every schema of the process: each is parsed a few times (config, manifests, drift
-// references, fleet metadata), never per request. zod's JIT compiles a parser per object schema
-// on first use (new Function), which cost the daemon's start ~40 ms for nothing.
-z.config({ jitless: true });
+import { z } from '../util/zod.js';
 // The options module only: the drift monitor itself is not needed to validate a config.
 import { driftOptionsSchema } from '../drift/options.js';
 

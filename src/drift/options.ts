@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../util/zod.js';
 
 /**
  * Drift monitoring settings: the `drift` section of the device config. Every field has a

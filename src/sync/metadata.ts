@@ -1,5 +1,5 @@
 import { sign as edSign, verify as edVerify } from 'node:crypto';
-import { z } from 'zod';
+import { z } from '../util/zod.js';
 import { EdgeloopError } from '../errors.js';
 import { canonicalJson } from './canonical-json.js';
 import type { SigningKey, TrustedKey } from './keys.js';
