@@ -91,6 +91,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   async start(): Promise<void> {
     const { config, log } = this.opts;
     log.info({ deviceId: config.deviceId, version: pkg.version, hardware: detectHardware() }, 'edgeloop starting');
+    // The embedded broker's modules (aedes: ~80 ms) load while the state and the models do: the
+    // loader reads files asynchronously, so part of it fits in their waits.
+    const embeddedBroker = config.broker.url ? undefined : import('../transport/embedded-broker.js');
+    embeddedBroker?.catch(() => undefined); // awaited below, where a failure is reported
     await fs.mkdir(config.home, { recursive: true, mode: 0o750 });
     // Models, labelled data and fleet state: not for every local user, whatever the umask.
     await fs.chmod(config.home, 0o750);
@@ -128,7 +132,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     let protocolVersion = config.broker.protocolVersion;
     if (!url) {
       // Loaded only when used: a device on an external broker does not carry aedes in memory.
-      const { startEmbeddedBroker } = await import('../transport/embedded-broker.js');
+      const { startEmbeddedBroker } = await embeddedBroker!;
       this.broker = await startEmbeddedBroker(config.broker.host, config.broker.port, log);
       url = `mqtt://${this.broker.host}:${this.broker.port}`;
       protocolVersion = 4; // aedes has no MQTT 5
