@@ -1,13 +1,23 @@
 #!/usr/bin/env node
-// `npm run build`: compile src/ to dist/ with tsc, then put zod into dist/util/zod.js as one
-// bundled file (src/util/zod.ts says why). Without esbuild (installed with tsx, a development
-// dependency) the compiled re-export of the zod package stays: slower to load, the same zod.
+// `npm run build`: compile src/ to dist/ with tsc, then bundle zod and mqtt.js into the
+// dist/util files that import them (VENDORED below). Without esbuild (a development dependency,
+// like typescript) the compiled files stay: slower to load, the same packages.
 import { spawnSync } from 'node:child_process';
 import { renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Packages the daemon loads at every start, each put into one file in place of the compiled
+ * src/util module that imports it: Node's loader pays per module (resolution, compile, link),
+ * and these are hundreds of small ones. Tests and tsx use src/util as written.
+ */
+const VENDORED = [
+  { out: 'zod.js', entry: 'src/util/zod.ts' },
+  { out: 'mqtt.js', contents: "import mqtt from 'mqtt';\nexport default mqtt;\n" },
+];
 
 export async function build() {
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -17,21 +27,25 @@ export async function build() {
   try {
     esbuild = await import('esbuild');
   } catch {
-    process.stderr.write('edgeloop build: esbuild is not installed; dist/util/zod.js imports the zod package\n');
+    process.stderr.write('edgeloop build: esbuild is not installed; dist/util imports zod and mqtt as packages\n');
     return 0;
   }
-  const out = path.join(root, 'dist', 'util', 'zod.js');
-  await esbuild.build({
-    entryPoints: [path.join(root, 'src', 'util', 'zod.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    outfile: `${out}.tmp`,
-    logLevel: 'warning',
-  });
-  renameSync(`${out}.tmp`, out);
-  rmSync(`${out}.map`, { force: true }); // tsc's map is of the re-export, not of this file
+  for (const v of VENDORED) {
+    const out = path.join(root, 'dist', 'util', v.out);
+    await esbuild.build({
+      ...(v.entry ? { entryPoints: [path.join(root, v.entry)] } : { stdin: { contents: v.contents, resolveDir: root, sourcefile: v.out } }),
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      // A CommonJS package in an ES module: its require() of Node's own modules needs a require.
+      banner: { js: "import { createRequire as __vendorRequire } from 'node:module'; const require = __vendorRequire(import.meta.url);" },
+      outfile: `${out}.tmp`,
+      logLevel: 'warning',
+    });
+    renameSync(`${out}.tmp`, out);
+    rmSync(`${out}.map`, { force: true }); // tsc's map is of the file replaced, not of this one
+  }
   return 0;
 }
 

@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import mqtt from 'mqtt';
 import { MANIFEST_FILE, readBundle } from '../bundle/index.js';
 import { EdgeloopError } from '../errors.js';
 import { sha256, writeFileAtomic } from '../util/fs-atomic.js';
+import mqtt from '../util/mqtt.js';
 import type { SigningKey } from './keys.js';
 import { CHANNEL_TYPE, signMetadata, type ChannelMetadata, type ChannelSigned, type ReleaseEntry } from './metadata.js';
 import { compareVersions } from './policy.js';

@@ -1,12 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import mqtt from '../util/mqtt.js';
 import { redactUrl } from '../util/redact.js';
-
-// require(), not import: mqtt is CommonJS, and through Node's ESM loader its entry file is
-// compiled a second time (format detection) and its re-exports scanned: 20 ms of every start.
-const mqtt: typeof import('mqtt') = createRequire(import.meta.url)('mqtt');
 
 export interface BrokerConnectionOptions {
   url: string;
