@@ -211,6 +211,15 @@ export async function runServing(o: ServingOptions = defaultServingOptions): Pro
   }
 }
 
+/** p50(a) − p50(b) in each quarter of two runs taken side by side (a trend shows warm-up). */
+function quarters(a: number[], b: number[]): number[] {
+  const p50 = (xs: number[]) => percentiles(xs, [50])[0];
+  return [0, 1, 2, 3].map((q) => {
+    const part = (xs: number[]) => xs.slice(Math.floor((q * xs.length) / 4), Math.floor(((q + 1) * xs.length) / 4));
+    return p50(part(a)) - p50(part(b));
+  });
+}
+
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -318,6 +327,8 @@ function report(
     `### Light load: 1 client, 1 outstanding request, ${o.lightRequests} requests to each after the closed-loop rounds (warm daemon), daemon and echo interleaved in blocks of 50, after 200 of warm-up each`,
     '',
     table(['path', 'requests', 'p50 ms', 'p99 ms', 'failed', 'lost'], [lightRow('daemon (drift on, default config)', ld), lightRow('echo responder (ceiling)', le)]),
+    '',
+    `p50 added by quarter of the light run (daemon − echo, ms): ${quarters(r.light.latencies[0], r.light.latencies[1]).map((q) => fmt(q, 3)).join(', ')}.`,
     ...(firstError ? ['', `First error reply seen: \`${firstError}\``] : []),
   ].join('\n');
   // CPU per reply of one run: the responder's share of a core over the window / replies measured.
