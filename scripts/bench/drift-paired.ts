@@ -11,15 +11,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { startDaemonChild, stopChild, watchRss, type DaemonChild } from './daemon-child.js';
 import type { LoadOptions } from './load-gen.js';
 import { fmt, isMain, table } from './report.js';
-import { daemonLoad, median, pct, rate, summary } from './serving.js';
+import { closedLoop, daemonLoad, median, pct, rate, summary } from './serving.js';
 
-const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
 
 export async function runDriftPaired(rounds = 4, measureMs = 4000): Promise<string> {
   const mosquitto = await startMosquitto();
@@ -31,17 +29,7 @@ export async function runDriftPaired(rounds = 4, measureMs = 4000): Promise<stri
     const off = await startDaemonChild({ url: mosquitto.url, deviceId: 'paired-off', home: path.join(home, 'off'), config: { drift: { enabled: false } } });
     daemons.push(off);
     const rss = [watchRss(on.pid), watchRss(off.pid)];
-    const opts = (id: string): LoadOptions => ({
-      url: mosquitto.url,
-      topic: `edgeloop/${id}/infer/digits`,
-      clients: 8,
-      window: 4,
-      warmupMs: 1500,
-      measureMs,
-      maxMeasured: 2_000_000,
-      lostAfterMs: 6000,
-      samplesFile: path.join(root, 'test/fixtures/digits-sample.json'),
-    });
+    const opts = (id: string): LoadOptions => closedLoop(mosquitto.url, `edgeloop/${id}/infer/digits`, { measureMs });
     const runs: Awaited<ReturnType<typeof daemonLoad>>[][] = [];
     for (let i = 0; i < rounds; i++) runs.push(await Promise.all([daemonLoad(on, opts('paired-on'), [], 'digits'), daemonLoad(off, opts('paired-off'), [], 'digits')]));
     const peaks = rss.map((w) => w.peakKb() / 1024);

@@ -23,9 +23,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort, startMosquitto } from '../../test/helpers/mosquitto.js';
 import { deployedNodeFlags, startDaemonChild, stopChild, watchRss, type DaemonChild } from './daemon-child.js';
-import type { LoadOptions } from './load-gen.js';
 import { fmt, isMain, met, standalone, table, type BenchResult, type TargetRow } from './report.js';
-import { load, median, rate } from './serving.js';
+import { closedLoop, load, median, rate } from './serving.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const MODEL = 'digits';
@@ -136,17 +135,7 @@ async function daemonMemory(label: string, modelsDir: string, o: MemoryOptions, 
     const [he, hx] = await Promise.all([emb.status(), ext.status()]);
     await stopChild(emb.child);
     const watch = watchRss(ext.pid);
-    const heavy: LoadOptions = {
-      url: mosquitto.url,
-      topic: `edgeloop/mem-ext-${label}/infer/${MODEL}`,
-      clients: 8,
-      window: 4,
-      warmupMs: 1500,
-      measureMs: 4000,
-      maxMeasured: 2_000_000,
-      lostAfterMs: 6000,
-      samplesFile: path.join(root, 'test/fixtures/digits-sample.json'),
-    };
+    const heavy = closedLoop(mosquitto.url, `edgeloop/mem-ext-${label}/infer/${MODEL}`);
     const runs = [];
     try {
       for (let i = 0; i < o.rounds; i++) runs.push(await load(heavy, [ext.pid, mosquitto.pid]));

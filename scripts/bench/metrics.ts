@@ -22,7 +22,7 @@ import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { cpuSeconds, startDaemonChild, stopChild } from './daemon-child.js';
 import type { LoadOptions } from './load-gen.js';
 import { fmt, isMain, met, percentiles, standalone, table, type BenchResult } from './report.js';
-import { load, median, pct, rate, type LoadRun } from './serving.js';
+import { closedLoop, load, median, pct, rate, type LoadRun } from './serving.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const MODEL = 'digits';
@@ -95,17 +95,7 @@ export async function runMetricsBench(o: MetricsBenchOptions = { rounds: 8, seco
   let counted = 0;
   let scrapeCpuMs = NaN;
   try {
-    const opts = (id: string): LoadOptions => ({
-      url: mosquitto.url,
-      topic: `edgeloop/${id}/infer/${MODEL}`,
-      clients: o.clients,
-      window: o.window,
-      warmupMs: 1500,
-      measureMs: o.seconds * 1000,
-      maxMeasured: 2_000_000,
-      lostAfterMs: 6000,
-      samplesFile: path.join(root, 'test/fixtures/digits-sample.json'),
-    });
+    const opts = (id: string): LoadOptions => closedLoop(mosquitto.url, `edgeloop/${id}/infer/${MODEL}`, { clients: o.clients, window: o.window, measureMs: o.seconds * 1000 });
     const scrape = async (port: number) => {
       const t0 = performance.now();
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

@@ -9,15 +9,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { deployedNodeFlags, startDaemonChild, stopChild, watchRss } from './daemon-child.js';
-import type { LoadOptions } from './load-gen.js';
 import { fmt, isMain, percentiles, table } from './report.js';
-import { load, median, rate } from './serving.js';
+import { closedLoop, load, median, rate } from './serving.js';
 
-const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
 
 export async function runNodeFlags(a: string[], b: string[], rounds: number, settleMs: number): Promise<string> {
   const mosquitto = await startMosquitto();
@@ -35,17 +32,7 @@ export async function runNodeFlags(a: string[], b: string[], rounds: number, set
     const runs: Awaited<ReturnType<typeof load>>[][] = [[], []];
     for (let i = 0; i < rounds; i++) {
       for (const k of i % 2 ? [1, 0] : [0, 1]) {
-        const opts: LoadOptions = {
-          url: mosquitto.url,
-          topic: `edgeloop/${sides[k].id}/infer/digits`,
-          clients: 8,
-          window: 4,
-          warmupMs: 1500,
-          measureMs: 4000,
-          maxMeasured: 2_000_000,
-          lostAfterMs: 6000,
-          samplesFile: path.join(root, 'test/fixtures/digits-sample.json'),
-        };
+        const opts = closedLoop(mosquitto.url, `edgeloop/${sides[k].id}/infer/digits`);
         runs[k].push(await load(opts, [children[k].pid, mosquitto.process.pid!]));
       }
     }

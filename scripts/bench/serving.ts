@@ -57,6 +57,15 @@ export interface LoadRun {
  * Run the load generator in its own process, measuring the CPU of `watch` (and of the
  * generator) over the measured window; `onPhase` sees warm-up end and measure end.
  */
+/**
+ * The benches' closed loop over the digits rows: 8 MQTT 5 clients x 4 outstanding, 1.5 s of
+ * warm-up, 4 s measured; a request unanswered after 6 s (longer than the daemon's 5 s timeout:
+ * a timeout shows as a failure, not a loss) is lost. Any field can be overridden.
+ */
+export function closedLoop(url: string, topic: string, o: Partial<LoadOptions> = {}): LoadOptions {
+  return { url, topic, clients: 8, window: 4, warmupMs: 1500, measureMs: 4000, maxMeasured: 2_000_000, lostAfterMs: 6000, samplesFile, ...o };
+}
+
 export function load(opts: LoadOptions, watch: number[], onPhase?: (p: 'measure' | 'drain') => void): Promise<LoadRun> {
   const child = fork(path.join(root, 'scripts/bench/load-gen.ts'), [JSON.stringify(opts)], { cwd: root, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const pids = [...watch, child.pid!];
@@ -138,17 +147,7 @@ export async function runServing(o: ServingOptions = defaultServingOptions): Pro
   const mosquitto = await startMosquitto();
   const broker = mosquitto.process.pid!;
   const home = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-bench-'));
-  const heavyFor = (id: string): LoadOptions => ({
-    url: mosquitto.url,
-    topic: `edgeloop/${id}/infer/${MODEL}`,
-    clients: o.clients,
-    window: o.window,
-    warmupMs: o.warmupMs,
-    measureMs: o.measureMs,
-    maxMeasured: 2_000_000,
-    lostAfterMs: 6000, // longer than the daemon's 5 s timeout: a timeout shows as a failure, not a loss
-    samplesFile,
-  });
+  const heavyFor = (id: string): LoadOptions => closedLoop(mosquitto.url, `edgeloop/${id}/infer/${MODEL}`, { clients: o.clients, window: o.window, warmupMs: o.warmupMs, measureMs: o.measureMs });
   const lightFor = (id: string): LoadOptions => ({ ...heavyFor(id), clients: 1, window: 1, warmupMs: 1000, measureMs: 30_000, maxMeasured: o.lightRequests });
   const children: ChildProcess[] = [];
   const watchers: ReturnType<typeof watchRss>[] = [];
