@@ -28,7 +28,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { PredictionRing } from '../../src/feedback/index.js';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { cpuSeconds, startDaemonChild, stopChild } from './daemon-child.js';
-import { fmt, isMain, met, standalone, table, type BenchResult } from './report.js';
+import { fmt, isMain, met, runAsChild, standalone, table, type BenchResult } from './report.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const DEVICE = 'bench-fb';
@@ -263,13 +263,8 @@ export async function runFeedbackBench(o: FeedbackBenchOptions = { seconds: 4, r
 if (isMain(import.meta.url)) {
   const { values } = parseArgs({ options: { gen: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, clients: { type: 'string' }, window: { type: 'string' }, 'cpu-prof': { type: 'string' }, brokers: { type: 'string' } } });
   if (values.gen) {
-    generate(JSON.parse(values.gen) as GenOptions).then(
-      (r) => process.send!(r, () => process.exit(0)),
-      (err) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
+    const gen = JSON.parse(values.gen) as GenOptions;
+    runAsChild(() => generate(gen));
   } else {
     runFeedbackBench({ seconds: Number(values.seconds ?? 4), rounds: Number(values.rounds ?? 3), clients: Number(values.clients ?? 8), window: Number(values.window ?? 4), cpuProfDir: values['cpu-prof'], brokers: values.brokers?.split(',') as BrokerKind[] | undefined }).then(
       (r) => console.log(standalone(r)),

@@ -25,7 +25,7 @@ import type { RetrainOutcome } from '../../src/learning/index.js';
 import { digitsScenario, faulty, slice } from '../../test/helpers/learning-scenario.js';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { cpuSeconds, startDaemonChild, stopChild, type DaemonChild } from './daemon-child.js';
-import { fmt, isMain, met, percentiles, standalone, table, type BenchResult } from './report.js';
+import { fmt, isMain, met, percentiles, runAsChild, standalone, table, type BenchResult } from './report.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const DEVICE = 'bench-learn';
@@ -362,13 +362,8 @@ export async function runLearningServing(o: LearningServingOptions = { rate: 400
 if (isMain(import.meta.url)) {
   const { values } = parseArgs({ options: { gen: { type: 'string' }, rate: { type: 'string' }, rounds: { type: 'string' }, idle: { type: 'string' }, rows: { type: 'string' } } });
   if (values.gen) {
-    generate(JSON.parse(values.gen) as GenOptions).then(
-      (r) => process.send!(r, () => process.exit(0)),
-      (err) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
+    const gen = JSON.parse(values.gen) as GenOptions;
+    runAsChild(() => generate(gen));
   } else {
     runLearningServing({ rate: Number(values.rate ?? 400), rounds: Number(values.rounds ?? 3), idleSeconds: Number(values.idle ?? 10), rows: Number(values.rows ?? 500) }).then(
       (r) => console.log(standalone(r)),

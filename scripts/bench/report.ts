@@ -59,3 +59,14 @@ export function targetsTable(rows: TargetRow[]): string {
 export function standalone(r: BenchResult, title = 'Targets (this run)'): string {
   return r.targets.length ? `${r.md}\n\n### ${title}\n\n${targetsTable(r.targets)}` : r.md;
 }
+
+/** A bench's generator run as a forked child: its result goes to the parent over IPC, then the child exits. */
+export function runAsChild<T>(work: () => Promise<T>): void {
+  work().then(
+    (r) => process.send!(r as object, () => process.exit(0)),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
