@@ -16,6 +16,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
  */
 const VENDORED = [
   { out: 'zod.js', entry: 'src/util/zod.ts' },
+  // src/util/mqtt.ts loads mqtt with createRequire, which esbuild does not follow: bundled from an import.
   { out: 'mqtt.js', contents: "import mqtt from 'mqtt';\nexport default mqtt;\n" },
 ];
 

@@ -54,10 +54,6 @@ export interface LoadRun {
 }
 
 /**
- * Run the load generator in its own process, measuring the CPU of `watch` (and of the
- * generator) over the measured window; `onPhase` sees warm-up end and measure end.
- */
-/**
  * The benches' closed loop over the digits rows: 8 MQTT 5 clients x 4 outstanding, 1.5 s of
  * warm-up, 4 s measured; a request unanswered after 6 s (longer than the daemon's 5 s timeout:
  * a timeout shows as a failure, not a loss) is lost. Any field can be overridden.
@@ -66,6 +62,10 @@ export function closedLoop(url: string, topic: string, o: Partial<LoadOptions> =
   return { url, topic, clients: 8, window: 4, warmupMs: 1500, measureMs: 4000, maxMeasured: 2_000_000, lostAfterMs: 6000, samplesFile, ...o };
 }
 
+/**
+ * Run the load generator in its own process, measuring the CPU of `watch` (and of the
+ * generator) over the measured window; `onPhase` sees warm-up end and measure end.
+ */
 export function load(opts: LoadOptions, watch: number[], onPhase?: (p: 'measure' | 'drain') => void): Promise<LoadRun> {
   const child = fork(path.join(root, 'scripts/bench/load-gen.ts'), [JSON.stringify(opts)], { cwd: root, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const pids = [...watch, child.pid!];

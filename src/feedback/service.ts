@@ -217,8 +217,7 @@ export class FeedbackService {
     if (!publish || !to) return;
     if (envelope.id !== undefined) body.id = envelope.id;
     const text = JSON.stringify(body);
-    if (req.responseTopic) await publish(req.responseTopic, text, req.qos, req.correlationData);
-    else await publish(to, text, req.qos);
+    await publish(to, text, req.qos, req.responseTopic ? req.correlationData : undefined);
   }
 
   /** All of a message or nothing: limits first, then every id resolved, then the rows queued. */

@@ -11,7 +11,7 @@ type Collector = (registry: Registry, config: object) => void;
  * `process_*` and `nodejs_*` names). Two are left out because they work between scrapes, on the
  * serving thread: `gc` (a PerformanceObserver: a JavaScript callback for every garbage collection,
  * dozens a second under load) and `eventLoopLag` (a libuv timer every 10 ms feeding a histogram).
- * In the metrics bench, the defaults cost about 3-5% of throughput against 0-2% without them.
+ * With them the metrics bench measured 5.6-9% of throughput; without them 1.4-2.4% (BENCHMARKS.md).
  * The event loop is reported below from what Node and libuv keep anyway.
  */
 const SCRAPE_TIME_COLLECTORS = [
