@@ -1,9 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // @ts-expect-error plain JS script without types
 import { staleReason } from '../../scripts/build-if-stale.mjs';
+// @ts-expect-error plain JS script without types
+import { build } from '../../scripts/build.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -12,12 +13,14 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
  * src/. `npm test` builds first and this is a quick check; a lone `npx vitest run file` after
  * an edit builds here, once, instead of testing stale code.
  */
-export default function setup(): void {
+export default async function setup(): Promise<void> {
   const reason = staleReason(root) as string | null;
   if (reason) {
     process.stderr.write(`test setup: building dist/ (${reason})\n`);
+    // The whole build (tsc, then the bundled dist/util files): a tsc-only dist/ would look up to
+    // date to `npm test` afterwards and load zod and mqtt as packages (startup-imports fails).
     // tsc emits despite type errors; the typecheck step of `npm test` reports those.
-    spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+    await build();
   }
   if (!existsSync(path.join(root, 'dist/cli/main.js'))) throw new Error('dist/cli/main.js is missing: run `npm run build` (tests spawn the compiled CLI, node bin/edgeloop.js)');
 }
