@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeRequest, type InputShape } from '../src/transport/index.js';
+import { MIN_TIMEOUT_MS } from '../src/transport/payload-codec.js';
 import { encodeBinaryRequest } from './helpers/binary.js';
 
 const ONE: InputShape[] = [{ name: 'input', dtype: 'float32', rowSize: 4 }];
@@ -110,10 +111,10 @@ describe('fast JSON rows (the common request read without JSON.parse)', () => {
     }
   };
   /** What the general decoder makes of a payload: its values, or undefined when it refuses it. */
-  function reference(text: string, dtype: 'float32' | 'float64' | 'int32' | 'uint8' | 'int8', rowSize: number): { values: number[]; rows: number; id?: string | number } | undefined {
+  function reference(text: string, dtype: 'float32' | 'float64' | 'int32' | 'uint8' | 'int8', rowSize: number): { values: number[]; rows: number; id?: string | number; timeoutMs?: number } | undefined {
     const r = decodeRequest(Buffer.from(text), {}, [{ name: 'x', dtype, rowSize }], { maxPayloadBytes: 1 << 20, maxRowsPerRequest: 8 });
     // decodeRequest takes the fast path first: re-check acceptance with JSON.parse's own reading.
-    let body: { inputs?: unknown; id?: unknown };
+    let body: { inputs?: unknown; id?: string | number; timeoutMs?: number };
     try {
       body = JSON.parse(text);
     } catch {
@@ -125,7 +126,10 @@ describe('fast JSON rows (the common request read without JSON.parse)', () => {
     const Ctor = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint8: Uint8Array, int8: Int8Array }[dtype];
     const expected = [...Ctor.from(rows.flat())];
     expect([...r.feeds.x]).toEqual(expected);
-    return { values: expected, rows: rows.length, id: r.envelope.id };
+    // The envelope as JSON.parse reads it (r.envelope may come from the fast path itself).
+    expect(r.envelope.id).toBe(body.id);
+    expect(r.envelope.timeoutMs).toBe(body.timeoutMs);
+    return { values: expected, rows: rows.length, id: body.id, timeoutMs: body.timeoutMs };
   }
 
   it('reads exactly what JSON.parse reads, and leaves everything else to the general decoder', async () => {
@@ -139,11 +143,11 @@ describe('fast JSON rows (the common request read without JSON.parse)', () => {
       const nested = rand() < 0.4;
       const inputs = nested ? `[${Array.from({ length: 1 + Math.floor(rand() * 3) }, row).join(',')}]` : row();
       const id = pick(['', '', `"id":${ws()}"r-${n}"`, `"id":${n}`, `"id":"a\\"b"`, `"id":true`]);
-      const extra = pick(['', '', '', '"replyTo":"x/y"', '"inputs":[1]', '"timeoutMs":5']);
+      const extra = pick(['', '', '', '"replyTo":"x/y"', '"inputs":[1]', '"timeoutMs":5', '"timeoutMs":2.5e3', '"timeoutMs":0', '"timeoutMs":0.5', '"timeoutMs":1e999', '"timeoutMs":"5"', '"timeoutMs":5,"timeoutMs":6']);
       const fields = [`"inputs"${ws()}:${ws()}${inputs}`, id, extra].filter(Boolean);
       if (rand() < 0.5) fields.reverse();
       const text = `${ws()}{${ws()}${fields.join(`${ws()},${ws()}`)}${ws()}}${ws()}`;
-      const fast = fastJsonRows(Buffer.from(text), dtype, rowSize, 8);
+      const fast = fastJsonRows(Buffer.from(text), dtype, rowSize, 8, MIN_TIMEOUT_MS);
       const ref = reference(text, dtype, rowSize);
       if (fast) {
         accepted++;
@@ -153,6 +157,7 @@ describe('fast JSON rows (the common request read without JSON.parse)', () => {
         for (let i = 0; i < got.length; i++) expect(Object.is(got[i], ref!.values[i]), `${text} value ${i}: ${got[i]} vs ${ref!.values[i]}`).toBe(true);
         expect(fast.rows).toBe(ref!.rows);
         expect(fast.id).toBe(ref!.id);
+        expect(fast.timeoutMs).toBe(ref!.timeoutMs);
       } else refused++;
     }
     // Both paths are exercised.
@@ -163,8 +168,8 @@ describe('fast JSON rows (the common request read without JSON.parse)', () => {
   it('takes the requests clients send every day', async () => {
     const { fastJsonRows } = await import('../src/transport/fast-json-rows.js');
     const row = Array.from({ length: 64 }, (_, i) => (i * 7) % 17);
-    for (const text of [JSON.stringify({ inputs: row }), JSON.stringify({ inputs: [row, row] }), JSON.stringify({ id: 'req-1', inputs: row }), JSON.stringify({ inputs: row.map((v) => v / 3) }, null, 2)]) {
-      const r = fastJsonRows(Buffer.from(text), 'float32', 64, 1024);
+    for (const text of [JSON.stringify({ inputs: row }), JSON.stringify({ inputs: [row, row] }), JSON.stringify({ id: 'req-1', inputs: row }), JSON.stringify({ inputs: row, timeoutMs: 5000 }), JSON.stringify({ inputs: row.map((v) => v / 3) }, null, 2)]) {
+      const r = fastJsonRows(Buffer.from(text), 'float32', 64, 1024, MIN_TIMEOUT_MS);
       expect(r, text.slice(0, 40)).toBeDefined();
       expect([...r!.data.subarray(0, 64)]).toEqual([...Float32Array.from(JSON.parse(text).inputs.flat())].slice(0, 64));
     }

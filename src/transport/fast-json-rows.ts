@@ -3,7 +3,7 @@ import { TYPED_ARRAYS, type TypedArray } from '../engine/index.js';
 
 /**
  * The request nearly every IoT client sends, `{"inputs":[n, n, …]}` or `{"inputs":[[…],[…]]}`
- * (optionally with an `"id"`), read byte by byte straight into the model's typed array.
+ * (optionally with an `"id"` and a `"timeoutMs"`), read byte by byte straight into the model's typed array.
  * JSON.parse builds an object, an array and a boxed number per value first, then decodeRows
  * copies them: 5-6 µs of the daemon's CPU per 64-value row. No library does this (JSON
  * parsers build JS values), hence the hand-written scanner.
@@ -16,6 +16,7 @@ export interface FastRows {
   data: TypedArray;
   rows: number;
   id?: string | number;
+  timeoutMs?: number;
 }
 
 const FAST_DTYPES = new Set<Dtype>(['float32', 'float64', 'int32', 'int8', 'uint8']);
@@ -51,7 +52,8 @@ function rowsArray(dtype: Dtype, n: number): TypedArray {
   return out;
 }
 
-export function fastJsonRows(b: Buffer, dtype: Dtype, rowSize: number, maxRows: number): FastRows | undefined {
+/** `minTimeoutMs`: a `timeoutMs` below it (or not finite) is left to the general decoder, which refuses it. */
+export function fastJsonRows(b: Buffer, dtype: Dtype, rowSize: number, maxRows: number, minTimeoutMs: number): FastRows | undefined {
   if (!FAST_DTYPES.has(dtype) || rowSize <= 0) return undefined;
   let i = skip(b, 0);
   if (b[i] !== BRACE_OPEN) return undefined;
@@ -59,6 +61,7 @@ export function fastJsonRows(b: Buffer, dtype: Dtype, rowSize: number, maxRows: 
   let out: FastRows | undefined;
   let id: string | number | undefined;
   let sawId = false;
+  let timeoutMs: number | undefined;
   for (;;) {
     i = skip(b, i);
     const keyEnd = plainString(b, i);
@@ -83,6 +86,10 @@ export function fastJsonRows(b: Buffer, dtype: Dtype, rowSize: number, maxRows: 
         if (Number.isNaN(id)) return undefined;
         i = end;
       }
+    } else if (key === 'timeoutMs' && timeoutMs === undefined) {
+      timeoutMs = readNumber(b, i);
+      if (!(timeoutMs >= minTimeoutMs && Number.isFinite(timeoutMs))) return undefined;
+      i = end;
     } else return undefined;
     i = skip(b, i);
     if (b[i] === COMMA) {
@@ -91,6 +98,7 @@ export function fastJsonRows(b: Buffer, dtype: Dtype, rowSize: number, maxRows: 
     }
     if (b[i] !== BRACE_CLOSE || skip(b, i + 1) !== b.length || !out) return undefined;
     if (id !== undefined) out.id = id;
+    if (timeoutMs !== undefined) out.timeoutMs = timeoutMs;
     return out;
   }
 }

@@ -174,9 +174,10 @@ function decodeTensor(data: Buffer, header: { dtype?: string; shape?: number[]; 
 function decodeJson(payload: Buffer, inputs: readonly InputShape[], limits: DecodeLimits, envelope: Envelope) {
   if (inputs.length === 1) {
     const input = inputs[0];
-    const fast = fastJsonRows(payload, input.dtype, input.rowSize, limits.maxRowsPerRequest);
+    const fast = fastJsonRows(payload, input.dtype, input.rowSize, limits.maxRowsPerRequest, MIN_TIMEOUT_MS);
     if (fast) {
       if (fast.id !== undefined) envelope.id = fast.id;
+      if (fast.timeoutMs !== undefined) envelope.timeoutMs = fast.timeoutMs;
       return { feeds: { [input.name]: fast.data }, rows: fast.rows };
     }
   }
