@@ -183,6 +183,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       sharedGroup: b.sharedGroup,
       onRequest: (req) => this.handler!.handle(req),
       waitForRoom: () => this.handler!.waitForRoom(),
+      // Under overload, at most three refusals per request served in a turn (BENCHMARKS.md, overload).
+      readsPerTurn: 4 * config.serving.maxBatch,
       idle: () => this.handler!.idle,
       onFeedback: config.feedback.enabled ? (req) => feedback.handle(req) : undefined,
       log,

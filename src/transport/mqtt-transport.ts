@@ -27,6 +27,13 @@ export interface MqttTransportOptions {
    * the broker keeps the backlog (MQTT 5: within our Receive Maximum).
    */
   waitForRoom?: () => Promise<void> | undefined;
+  /**
+   * Messages handled per turn of the event loop at most (unbounded when not given). The engines
+   * run from setImmediate, one batch per model per turn, while one socket read can bring
+   * hundreds of requests: under overload, refusing them all each turn left the engines a batch
+   * per 10 ms turn, and the queues full for longer (a retry storm feeding itself).
+   */
+  readsPerTurn?: number;
   /** True when no request is read and unanswered: a reply published now is the last for a while. */
   idle?: () => boolean;
 }
@@ -109,9 +116,24 @@ export class MqttTransport {
       });
       return draining;
     };
+    // Past readsPerTurn messages in this turn of the event loop, the next waits for the next turn
+    // (mqtt.js handles the next packet only after this one's callback).
+    const perTurn = this.opts.readsPerTurn ?? Infinity;
+    let readThisTurn = 0;
+    const endTurn = () => {
+      readThisTurn = 0;
+    };
     client.handleMessage = (_packet, callback) => {
       const room = outputFull() ?? wait?.();
-      if (!room) return callback();
+      if (!room) {
+        if (++readThisTurn === 1) setImmediate(endTurn);
+        if (readThisTurn <= perTurn) return callback();
+        return void setImmediate(() => {
+          readThisTurn = 1; // this message, in the new turn (its endTurn ran before)
+          setImmediate(endTurn);
+          callback();
+        });
+      }
       if (!paused) this.opts.log?.warn('intake full: not reading requests until some are answered');
       paused = true;
       void room.then(() => {
