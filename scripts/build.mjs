@@ -23,13 +23,16 @@ const VENDORED = [
 export async function build() {
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-  if (r.status !== 0) return r.status ?? 1;
+  // 2: type errors, and tsc wrote dist/ anyway: bundle it too (a half-built dist/ would look fresh),
+  // and still say the build failed.
+  const status = r.status ?? 1;
+  if (status !== 0 && status !== 2) return status;
   let esbuild;
   try {
     esbuild = await import('esbuild');
   } catch {
     process.stderr.write('edgeloop build: esbuild is not installed; dist/util imports zod and mqtt as packages\n');
-    return 0;
+    return status;
   }
   for (const v of VENDORED) {
     const out = path.join(root, 'dist', 'util', v.out);
@@ -47,7 +50,7 @@ export async function build() {
     renameSync(`${out}.tmp`, out);
     rmSync(`${out}.map`, { force: true }); // tsc's map is of the file replaced, not of this one
   }
-  return 0;
+  return status;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exit(await build());

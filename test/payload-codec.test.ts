@@ -136,6 +136,7 @@ describe('fast JSON rows (the common request read without JSON.parse)', () => {
     const { fastJsonRows } = await import('../src/transport/fast-json-rows.js');
     let accepted = 0;
     let refused = 0;
+    let withTimeout = 0;
     for (let n = 0; n < 4000; n++) {
       const dtype = pick(['float32', 'float32', 'float64', 'int32', 'uint8', 'int8'] as const);
       const rowSize = 1 + Math.floor(rand() * 4);
@@ -158,11 +159,13 @@ describe('fast JSON rows (the common request read without JSON.parse)', () => {
         expect(fast.rows).toBe(ref!.rows);
         expect(fast.id).toBe(ref!.id);
         expect(fast.timeoutMs).toBe(ref!.timeoutMs);
+        if (fast.timeoutMs !== undefined) withTimeout++;
       } else refused++;
     }
     // Both paths are exercised.
     expect(accepted).toBeGreaterThan(300);
     expect(refused).toBeGreaterThan(500);
+    expect(withTimeout).toBeGreaterThan(20);
   });
 
   it('takes the requests clients send every day', async () => {
@@ -172,6 +175,7 @@ describe('fast JSON rows (the common request read without JSON.parse)', () => {
       const r = fastJsonRows(Buffer.from(text), 'float32', 64, 1024, MIN_TIMEOUT_MS);
       expect(r, text.slice(0, 40)).toBeDefined();
       expect([...r!.data.subarray(0, 64)]).toEqual([...Float32Array.from(JSON.parse(text).inputs.flat())].slice(0, 64));
+      expect(r!.timeoutMs).toBe(JSON.parse(text).timeoutMs);
     }
   });
 });

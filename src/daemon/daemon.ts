@@ -183,7 +183,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       sharedGroup: b.sharedGroup,
       onRequest: (req) => this.handler!.handle(req),
       waitForRoom: () => this.handler!.waitForRoom(),
-      // Under overload, at most three refusals per request served in a turn (BENCHMARKS.md, overload).
+      // One model under overload: at most three refusals per request served in a turn (BENCHMARKS.md,
+      // overload). Shared by the models: with more than four busy at once their batches get smaller.
       readsPerTurn: 4 * config.serving.maxBatch,
       idle: () => this.handler!.idle,
       onFeedback: config.feedback.enabled ? (req) => feedback.handle(req) : undefined,

@@ -116,8 +116,9 @@ export class MqttTransport {
       });
       return draining;
     };
-    // Past readsPerTurn messages in this turn of the event loop, the next waits for the next turn
-    // (mqtt.js handles the next packet only after this one's callback).
+    // After readsPerTurn messages in this turn of the event loop, the next waits for the next turn:
+    // mqtt.js emits a message before it calls handleMessage, and handles the next packet only
+    // after the callback, so holding the callback of the last one holds the rest.
     const perTurn = this.opts.readsPerTurn ?? Infinity;
     let readThisTurn = 0;
     const endTurn = () => {
@@ -127,10 +128,9 @@ export class MqttTransport {
       const room = outputFull() ?? wait?.();
       if (!room) {
         if (++readThisTurn === 1) setImmediate(endTurn);
-        if (readThisTurn <= perTurn) return callback();
+        if (readThisTurn < perTurn) return callback();
         return void setImmediate(() => {
-          readThisTurn = 1; // this message, in the new turn (its endTurn ran before)
-          setImmediate(endTurn);
+          readThisTurn = 0;
           callback();
         });
       }

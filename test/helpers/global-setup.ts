@@ -20,7 +20,8 @@ export default async function setup(): Promise<void> {
     // The whole build (tsc, then the bundled dist/util files): a tsc-only dist/ would look up to
     // date to `npm test` afterwards and load zod and mqtt as packages (startup-imports fails).
     // tsc emits despite type errors; the typecheck step of `npm test` reports those.
-    await build();
+    const status = (await build()) as number;
+    if (status !== 0) process.stderr.write(`test setup: the build exited with ${status} (type errors: the typecheck step of npm test lists them)\n`);
   }
   if (!existsSync(path.join(root, 'dist/cli/main.js'))) throw new Error('dist/cli/main.js is missing: run `npm run build` (tests spawn the compiled CLI, node bin/edgeloop.js)');
 }
