@@ -8,7 +8,7 @@ import { detectHardware } from '../config/index.js';
 import { EdgeloopError } from '../errors.js';
 import type { PredictResult, ServedModel, TypedArray } from '../engine/index.js';
 import { Registry, importShipped, reconcile } from '../registry/index.js';
-import { MqttTransport, RequestHandler, redact, topicsFor, type EmbeddedBroker, type RequestTaps, type Topics } from '../transport/index.js';
+import { MqttTransport, RequestHandler, redact, topicsFor, type EmbeddedBroker, type IncomingRequest, type RequestTaps, type Topics } from '../transport/index.js';
 import type { SyncService } from '../sync/index.js';
 import { DriftService, driftAdminRoutes } from '../drift/index.js';
 import { FeedbackService, feedbackAdminRoutes, type AccuracyEvent } from '../feedback/index.js';
@@ -125,15 +125,22 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       drift.attach(model, { inputs: 'standardized' });
       this.metrics?.instrument(model);
     });
-    await this.host.loadAll();
-    if (this.host.all().length === 0) log.warn({ home: config.home, modelsDir: config.modelsDir }, 'no models to serve');
+    // Each model answers as soon as it is loaded: the broker and the request intake start while
+    // the rest load, and a request for a model still loading waits for it (waitForModel below).
+    const loaded = this.host.loadAll();
+    loaded.catch(() => undefined); // awaited below: not an unhandled rejection meanwhile
+    // A failure before `await loaded` waits for the loading to end before it is thrown.
+    const failed = async (err: unknown): Promise<never> => {
+      await loaded.catch(() => undefined);
+      throw err;
+    };
 
     let url = config.broker.url;
     let protocolVersion = config.broker.protocolVersion;
     if (!url) {
       // Loaded only when used: a device on an external broker does not carry aedes in memory.
-      const { startEmbeddedBroker } = await embeddedBroker!;
-      this.broker = await startEmbeddedBroker(config.broker.host, config.broker.port, log);
+      const { startEmbeddedBroker } = await embeddedBroker!.catch(failed);
+      this.broker = await startEmbeddedBroker(config.broker.host, config.broker.port, log).catch(failed);
       url = `mqtt://${this.broker.host}:${this.broker.port}`;
       protocolVersion = 4; // aedes has no MQTT 5
     }
@@ -154,8 +161,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       void this.host?.onLabelled(model, batch).catch((err) => log.error({ model, err }, 'labelled rows could not be judged'));
       this.learning?.check();
     });
-    this.learning = this.createLearning(registry, feedback);
-    await this.learning.recover();
     this.handler = new RequestHandler({
       ...this.requestTaps(),
       topics: this.topics,
@@ -171,7 +176,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         // mqtt.js publishes a Buffer as it is: binary OIP replies.
         publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload as string, qos, correlationData),
         limits: config.serving,
-        accepting: () => this.phase === 'serving',
+        accepting: () => this.phase === 'loading' || this.phase === 'serving',
         taps: () => this.requestTaps(),
         onOutcome: this.metrics ? (model, code, seconds) => this.metrics!.observe(model, 'mqtt', code, seconds) : undefined,
         log,
@@ -181,8 +186,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.transport = new MqttTransport({
       topics: this.topics,
       sharedGroup: b.sharedGroup,
-      onRequest: (req) => this.handler!.handle(req),
+      onRequest: (req) => this.onRequest(req),
       waitForRoom: () => this.handler!.waitForRoom(),
+      waitForModel: () => this.heldForModel,
       // One model under overload: at most three refusals per request served in a turn (BENCHMARKS.md,
       // overload). Shared by the models: with more than four busy at once their batches get smaller.
       readsPerTurn: 4 * config.serving.maxBatch,
@@ -193,7 +199,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         url,
         // Stable per state directory (the persistent session is found again after a restart),
         // unique across daemons sharing a device id (shared subscriptions): see stableClientId.
-        clientId: await stableClientId(config.home, config.deviceId),
+        clientId: await stableClientId(config.home, config.deviceId).catch(failed),
         sessionExpirySeconds: b.sessionExpirySeconds,
         receiveMaximum: config.serving.intakeLimit,
         username: b.username,
@@ -209,12 +215,22 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         will: { topic: this.topics.status, payload: JSON.stringify({ deviceId: config.deviceId, online: false, reason: 'connection lost' }) },
       },
     });
+    const unreachable = (err: unknown) => new EdgeloopError('EDGELOOP_BROKER_UNREACHABLE', `cannot connect to ${redact(url)}: ${(err as Error).message}`, { cause: err });
     try {
       await this.transport.start();
     } catch (err) {
+      await loaded.catch(() => undefined);
       await this.broker?.close();
-      throw new EdgeloopError('EDGELOOP_BROKER_UNREACHABLE', `cannot connect to ${redact(url)}: ${(err as Error).message}`, { cause: err });
+      throw unreachable(err);
     }
+    await loaded;
+    if (this.host.all().length === 0) log.warn({ home: config.home, modelsDir: config.modelsDir }, 'no models to serve');
+    // Feedback names models and predictions: read once every model is loaded (the broker keeps it meanwhile).
+    await this.transport.startFeedback().catch((err) => {
+      throw unreachable(err);
+    });
+    this.learning = this.createLearning(registry, feedback);
+    await this.learning.recover();
     // Fleet sync (src/sync): built before the admin API (POST/GET /sync), started once serving.
     if (config.sync) {
       const { SyncService } = await import('../sync/index.js');
@@ -251,6 +267,22 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     void this.transport.publishStatus(JSON.stringify(this.status())).catch(() => undefined); // now with ready: true
     log.info({ broker: redact(url), requests: this.topics.inferFilter(b.sharedGroup), models: names }, 'edgeloop serving');
     this.emit('ready', { brokerUrl: url, models: names });
+  }
+
+  /** A request read for a model still loading (start-up): the intake waits for it (waitForModel). */
+  private heldForModel?: Promise<void>;
+
+  /** Every MQTT request: handled now, or once its model has loaded; in order either way. */
+  private onRequest(req: IncomingRequest): void {
+    const model = this.topics.modelOf(req.topic) ?? '';
+    const loading = this.host?.whenLoaded(model);
+    if (!loading) return this.handler!.handle(req);
+    // Once per model at most: the intake waits here, and the model is loaded when it reads on.
+    this.opts.log.info({ model }, 'request for a model still loading: reading on once it is loaded');
+    this.heldForModel = loading.then(() => {
+      this.heldForModel = undefined;
+      this.handler!.handle(req);
+    });
   }
 
   /** The retained status document. */

@@ -4,7 +4,7 @@ import { EdgeloopError, asEdgeloopError } from '../errors.js';
 import type { ServedModel } from '../engine/index.js';
 import type { LabelledBatch, LabelledRows } from '../feedback/types.js';
 import { GATE_SKIPPED, gateError, PairedTally, runGate, tallyLabelled, type GateResult } from '../quality/index.js';
-import type { Actor, Change, Registry, VersionRow } from '../registry/index.js';
+import type { Actor, Change, ModelSummary, Registry, VersionRow } from '../registry/index.js';
 import { loadServedModel } from './load-models.js';
 import { judgeTrial, judgeTrialWithLabels, MIN_LATENCY_PAIRS, PairedLatency } from './trial-monitor.js';
 
@@ -51,6 +51,8 @@ export class ModelHost {
   private labelled?: LabelledRows;
   private queue: Promise<unknown> = Promise.resolve();
   private trialTimer?: NodeJS.Timeout;
+  /** Models loadAll() has still to load (or give up on): settled once each is served or not. */
+  private readonly pending = new Map<string, Promise<void>>();
 
   constructor(
     private readonly registry: Registry,
@@ -95,38 +97,66 @@ export class ModelHost {
   }
 
   /**
-   * Load every model's serving version. One that fails verification or loading is rejected and
+   * Settles when `name`, still being loaded by loadAll(), is served (or given up on);
+   * undefined when it is not waiting to load. Requests for it wait on this at start-up while the
+   * models before it already answer.
+   */
+  whenLoaded(name: string): Promise<void> | undefined {
+    return this.pending.get(name);
+  }
+
+  /**
+   * Load every model's serving version, in turn. One that fails verification or loading is rejected and
    * the model falls back to its previous version, as many times as needed.
    */
   async loadAll(): Promise<void> {
-    for (const summary of this.registry.listModels()) {
-      let serving = summary.serving;
-      while (serving) {
-        try {
-          const model = await this.load(serving);
-          this.served.set(summary.name, model);
-          this.onServing?.(model);
-          if (serving.status === 'trial') {
-            this.startTrial(summary.name, serving.version);
-            await this.loadShadow(summary.name, model);
-            void this.probeTrial(summary.name, MIN_LATENCY_PAIRS);
-          }
-          this.log.info({ model: model.name, version: model.version, status: serving.status, runtime: model.engine.runtime, backend: model.engine.backend }, 'model loaded');
-          break;
-        } catch (err) {
-          const e = asEdgeloopError(err);
-          this.log.error({ model: summary.name, version: serving.version, code: e.code, err: e.message }, 'serving version cannot be loaded; rolling back');
-          try {
-            await this.registry.rollback(summary.name, { actor: 'daemon', reason: `failed to load at start-up: ${e.message}`, force: false });
-          } catch (rollbackErr) {
-            this.registry.reject(summary.name, serving.version, `failed to load at start-up: ${e.message}`);
-            this.log.error({ model: summary.name, err: asEdgeloopError(rollbackErr).message }, 'model not served: no loadable version');
-          }
-          serving = this.registry.summary(summary.name).serving;
-        }
+    const summaries = this.registry.listModels();
+    const done = new Map<string, () => void>();
+    for (const summary of summaries) {
+      if (summary.serving) this.pending.set(summary.name, new Promise<void>((resolve) => done.set(summary.name, resolve)));
+    }
+    const settle = (name: string) => {
+      this.pending.delete(name);
+      done.get(name)?.();
+    };
+    try {
+      for (const summary of summaries) {
+        await this.loadServing(summary);
+        settle(summary.name);
       }
+    } finally {
+      for (const name of [...this.pending.keys()]) settle(name);
     }
     this.trialTimer = setInterval(() => void this.checkTrials(), 1000).unref();
+  }
+
+  /** Load a model's serving version; one that cannot load is rolled back until one does (or none is left). */
+  private async loadServing(summary: ModelSummary): Promise<void> {
+    let serving = summary.serving;
+    while (serving) {
+      try {
+        const model = await this.load(serving);
+        this.served.set(summary.name, model);
+        this.onServing?.(model);
+        if (serving.status === 'trial') {
+          this.startTrial(summary.name, serving.version);
+          await this.loadShadow(summary.name, model);
+          void this.probeTrial(summary.name, MIN_LATENCY_PAIRS);
+        }
+        this.log.info({ model: model.name, version: model.version, status: serving.status, runtime: model.engine.runtime, backend: model.engine.backend }, 'model loaded');
+        break;
+      } catch (err) {
+        const e = asEdgeloopError(err);
+        this.log.error({ model: summary.name, version: serving.version, code: e.code, err: e.message }, 'serving version cannot be loaded; rolling back');
+        try {
+          await this.registry.rollback(summary.name, { actor: 'daemon', reason: `failed to load at start-up: ${e.message}`, force: false });
+        } catch (rollbackErr) {
+          this.registry.reject(summary.name, serving.version, `failed to load at start-up: ${e.message}`);
+          this.log.error({ model: summary.name, err: asEdgeloopError(rollbackErr).message }, 'model not served: no loadable version');
+        }
+        serving = this.registry.summary(summary.name).serving;
+      }
+    }
   }
 
   /**

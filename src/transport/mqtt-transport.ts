@@ -28,6 +28,11 @@ export interface MqttTransportOptions {
    */
   waitForRoom?: () => Promise<void> | undefined;
   /**
+   * Start-up: a promise while the request just read waits for its model to load (models answer
+   * as each is loaded). Nothing more is read until it settles: the broker keeps the rest, in order.
+   */
+  waitForModel?: () => Promise<void> | undefined;
+  /**
    * Messages handled per turn of the event loop at most (unbounded when not given). The engines
    * run from setImmediate, one batch per model per turn, while one socket read can bring
    * hundreds of requests: under overload, refusing them all each turn left the engines a batch
@@ -44,7 +49,7 @@ export interface MqttTransportOptions {
  */
 export class MqttTransport {
   private client?: MqttClient;
-  /** Feedback arrives on a connection of its own (see start()). */
+  /** Feedback arrives on a connection of its own (see startFeedback()). */
   private feedbackClient?: MqttClient;
   private statusPayload?: string;
 
@@ -56,24 +61,29 @@ export class MqttTransport {
 
   async start(): Promise<void> {
     const { topics, log } = this.opts;
-    const client = await connectBroker(this.opts.connection, log, (c) => this.holdIntake(c));
-    this.client = client;
+    // Listening from the client's creation: a persistent session's queued requests arrive with
+    // the CONNACK, before connectBroker resolves, and a message without a listener is dropped
+    // (and acknowledged). After a kill -9 that lost every request queued for the restart.
+    const onMessage = (topic: string, payload: Buffer, packet: IPublishPacket) => {
+      const extra = this.extraHandlers.get(topic);
+      if (extra) return extra(payload);
+      this.opts.onRequest(toRequest(topic, payload, packet));
+    };
+    const client = await connectBroker(this.opts.connection, log, (c) => {
+      this.client = c; // their replies are published through it
+      this.holdIntake(c);
+      c.on('message', onMessage);
+    });
     // No Nagle on our socket (every reconnect makes a new one): a reply or ack written while the
     // broker delays its TCP ACK of a message it does not answer would wait for it (up to 40 ms).
     const noDelay = () => (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     noDelay();
     client.on('connect', noDelay);
-    client.on('message', (topic, payload, packet) => {
-      const extra = this.extraHandlers.get(topic);
-      if (extra) return extra(payload);
-      this.opts.onRequest(toRequest(topic, payload, packet));
-    });
     // After a reconnect the broker has the Will's "offline" retained: say online again.
     client.on('connect', () => {
       if (this.statusPayload) void this.publishStatus(this.statusPayload).catch(() => undefined);
     });
     await client.subscribeAsync(topics.inferFilter(this.opts.sharedGroup), { qos: 1 });
-    if (this.opts.onFeedback) await this.startFeedback(this.opts.onFeedback);
   }
 
   /**
@@ -82,15 +92,19 @@ export class MqttTransport {
    * with Nagle on (Mosquitto's default) holds every later message to that socket until the ACK
    * comes. On the request connection that stalled inference behind feedback (a third of the
    * throughput with 10% feedback); on its own connection it only delays feedback.
+   *
+   * Started once the models are loaded: feedback names a prediction or a model, and the broker
+   * keeps what comes meanwhile for the persistent session.
    */
-  private async startFeedback(onFeedback: (req: IncomingRequest) => void): Promise<void> {
-    const { topics, log } = this.opts;
+  async startFeedback(): Promise<void> {
+    const { topics, log, onFeedback } = this.opts;
+    if (!onFeedback || this.feedbackClient) return;
     const { will: _will, receiveMaximum: _rm, ...connection } = this.opts.connection;
-    const client = await connectBroker({ ...connection, clientId: `${connection.clientId}-fb` }, log?.child({ connection: 'feedback' }));
+    // Listening from creation, as start() does: queued feedback arrives with the CONNACK.
+    const client = await connectBroker({ ...connection, clientId: `${connection.clientId}-fb` }, log?.child({ connection: 'feedback' }), (c) =>
+      c.on('message', (topic, payload, packet) => onFeedback(toRequest(topic, payload, packet))),
+    );
     this.feedbackClient = client;
-    client.on('message', (topic, payload, packet) => {
-      onFeedback(toRequest(topic, payload, packet));
-    });
     await client.subscribeAsync(topics.feedbackFilter(this.opts.sharedGroup), { qos: 1 });
   }
 
@@ -125,6 +139,8 @@ export class MqttTransport {
       readThisTurn = 0;
     };
     client.handleMessage = (_packet, callback) => {
+      const model = this.opts.waitForModel?.();
+      if (model) return void model.then(() => callback());
       const room = outputFull() ?? wait?.();
       if (!room) {
         if (++readThisTurn === 1) setImmediate(endTurn);

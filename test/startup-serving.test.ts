@@ -1,0 +1,106 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI } from './helpers/cli.js';
+import { digitsSample } from './helpers/fixtures.js';
+import { sleep, startPersistentMosquitto, type PersistentMosquitto } from './helpers/hostile.js';
+
+/**
+ * Each model answers as soon as it is loaded (issue 14, start-up): the daemon connects before
+ * its models load, and a request for a model still loading waits for it instead of being told
+ * that the model is not served. A daemon killed with -9 comes back to the QoS 1 requests its
+ * persistent session kept at Mosquitto meanwhile, for the last models to load too: every one is
+ * answered, the same as once the daemon serves in full.
+ */
+
+const DEVICE = 'early';
+// The tfjs bundles load last of the eight demo bundles (after the tfjs backend is chosen).
+const MODELS = ['digits-tfjs', 'digits-cnn-tfjs', 'digits'];
+const PER_MODEL = 10;
+
+interface Daemon {
+  child: ChildProcess;
+  logs: Record<string, any>[];
+}
+
+function serve(home: string, url: string): Daemon {
+  const child = spawn(process.execPath, [...CLI, 'serve', '--home', home, '--models', 'models', '--broker', url, '--device-id', DEVICE, '--log-level', 'info', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const logs: Record<string, any>[] = [];
+  let partial = '';
+  child.stdout!.on('data', (b: Buffer) => {
+    const lines = (partial + b.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) if (l.trim()) logs.push(JSON.parse(l));
+  });
+  return { child, logs };
+}
+
+async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
+  for (const end = Date.now() + ms; !ok(); await sleep(20)) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('models answer as they load; requests queued across a kill -9 are answered', () => {
+  let broker: PersistentMosquitto;
+  let client: MqttClient;
+  const replies = new Map<string, Record<string, any>>();
+  const replyTo = 'early/replies';
+  const daemons: Daemon[] = [];
+
+  beforeAll(async () => {
+    broker = await startPersistentMosquitto();
+    client = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: `early-client-${process.pid}`, clean: false, reconnectPeriod: 200 });
+    client.on('message', (_t, payload) => {
+      const body = JSON.parse(payload.toString());
+      replies.set(String(body.id), body);
+    });
+    await client.subscribeAsync(replyTo, { qos: 1 });
+  });
+  afterAll(async () => {
+    for (const d of daemons) d.child.kill('SIGKILL');
+    await client?.endAsync(true);
+    await broker?.stop();
+  });
+
+  it('answers what waited at the broker, for models still loading too, as it answers once serving', async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-early-'));
+    const first = serve(home, broker.url);
+    daemons.push(first);
+    await until('the first daemon to serve', () => first.logs.some((l) => l.msg === 'edgeloop serving'));
+    first.child.kill('SIGKILL'); // no unsubscribe: its persistent session keeps what comes next
+    await new Promise((r) => first.child.once('exit', r));
+
+    const request = (tag: string, i: number) => {
+      const model = MODELS[i % MODELS.length];
+      return client.publishAsync(`edgeloop/${DEVICE}/infer/${model}`, JSON.stringify({ id: `${tag}-${i}`, replyTo, inputs: digitsSample.rows[i % digitsSample.rows.length] }), { qos: 1 });
+    };
+    const n = PER_MODEL * MODELS.length;
+    for (let i = 0; i < n; i++) await request('queued', i);
+
+    const second = serve(home, broker.url);
+    daemons.push(second);
+    await until('the queued requests to be answered', () => [...replies.keys()].filter((k) => k.startsWith('queued-')).length === n);
+    await until('the second daemon to serve', () => second.logs.some((l) => l.msg === 'edgeloop serving'));
+    // The same requests again, now that every model is loaded: the answers must not differ.
+    for (let i = 0; i < n; i++) await request('after', i);
+    await until('the same requests once serving', () => [...replies.keys()].filter((k) => k.startsWith('after-')).length === n);
+    for (let i = 0; i < n; i++) {
+      const early = replies.get(`queued-${i}`)!;
+      const late = replies.get(`after-${i}`)!;
+      expect(early.error, JSON.stringify(early.error)).toBeUndefined();
+      expect(early.model).toBe(MODELS[i % MODELS.length]);
+      expect(early.predictions[0].index).toBe(late.predictions[0].index);
+      expect(early.predictions[0].confidence).toBeCloseTo(late.predictions[0].confidence, 5);
+    }
+
+    // It connected before its models were loaded, and the intake waited for one still loading.
+    const at = (msg: string, model?: string) => second.logs.findIndex((l) => l.msg === msg && (model === undefined || l.model === model));
+    expect(at('connected to mqtt broker')).toBeGreaterThanOrEqual(0);
+    expect(at('connected to mqtt broker')).toBeLessThan(at('model loaded', 'digits-tfjs'));
+    const held = second.logs.filter((l) => l.msg === 'request for a model still loading: reading on once it is loaded');
+    expect(held.length).toBeGreaterThan(0);
+    for (const h of held) expect(at('model loaded', h.model)).toBeGreaterThan(second.logs.indexOf(h));
+  }, 90_000);
+});
