@@ -129,99 +129,97 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // the rest load, and a request for a model still loading waits for it (waitForModel below).
     const loaded = this.host.loadAll();
     loaded.catch(() => undefined); // awaited below: not an unhandled rejection meanwhile
-    // A failure before `await loaded` waits for the loading to end before it is thrown.
-    const failed = async (err: unknown): Promise<never> => {
-      await loaded.catch(() => undefined);
-      throw err;
-    };
-
-    let url = config.broker.url;
+    let url = config.broker.url ?? '';
     let protocolVersion = config.broker.protocolVersion;
-    if (!url) {
-      // Loaded only when used: a device on an external broker does not carry aedes in memory.
-      const { startEmbeddedBroker } = await embeddedBroker!.catch(failed);
-      this.broker = await startEmbeddedBroker(config.broker.host, config.broker.port, log).catch(failed);
-      url = `mqtt://${this.broker.host}:${this.broker.port}`;
-      protocolVersion = 4; // aedes has no MQTT 5
-    }
-    this.brokerUrl = url;
-    const feedback = FeedbackService.open(config.home, {
-      options: config.feedback,
-      limits: config.serving,
-      models: (name) => this.host!.get(name),
-      topics: this.topics,
-      publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload, qos, correlationData),
-      log: log.child({ component: 'feedback' }),
-      onEvent: (e) => this.accuracyEvent(e),
-    });
-    this.feedback = feedback;
-    // Gates score on the holdout; trials and the watch after commit judge on new labelled rows.
-    this.host.setLabelledRows(feedback.store);
-    feedback.onLabelled((model, batch) => {
-      void this.host?.onLabelled(model, batch).catch((err) => log.error({ model, err }, 'labelled rows could not be judged'));
-      this.learning?.check();
-    });
-    this.handler = new RequestHandler({
-      ...this.requestTaps(),
-      topics: this.topics,
-      models: (name) => this.host!.get(name),
-      publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload, qos, correlationData),
-      limits: config.serving,
-      timeoutMs: config.serving.timeoutMs,
-      intakeLimit: config.serving.intakeLimit,
-      log,
-      onOutcome: this.metrics ? (model, code, seconds) => this.metrics!.observe(model, 'mqtt', code, seconds) : undefined,
-      tensors: new TensorRequests({
-        topics: this.topics,
-        // mqtt.js publishes a Buffer as it is: binary OIP replies.
-        publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload as string, qos, correlationData),
-        limits: config.serving,
-        accepting: () => this.phase === 'loading' || this.phase === 'serving',
-        taps: () => this.requestTaps(),
-        onOutcome: this.metrics ? (model, code, seconds) => this.metrics!.observe(model, 'mqtt', code, seconds) : undefined,
-        log,
-      }),
-    });
     const b = config.broker;
-    this.transport = new MqttTransport({
-      topics: this.topics,
-      sharedGroup: b.sharedGroup,
-      onRequest: (req) => this.onRequest(req),
-      waitForRoom: () => this.handler!.waitForRoom(),
-      waitForModel: () => this.heldForModel,
-      // One model under overload: at most three refusals per request served in a turn (BENCHMARKS.md,
-      // overload). Shared by the models: with more than four busy at once their batches get smaller.
-      readsPerTurn: 4 * config.serving.maxBatch,
-      idle: () => this.handler!.idle,
-      onFeedback: config.feedback.enabled ? (req) => feedback.handle(req) : undefined,
-      log,
-      connection: {
-        url,
-        // Stable per state directory (the persistent session is found again after a restart),
-        // unique across daemons sharing a device id (shared subscriptions): see stableClientId.
-        clientId: await stableClientId(config.home, config.deviceId).catch(failed),
-        sessionExpirySeconds: b.sessionExpirySeconds,
-        receiveMaximum: config.serving.intakeLimit,
-        username: b.username,
-        password: b.password,
-        ca: b.ca,
-        cert: b.cert,
-        key: b.key,
-        rejectUnauthorized: b.rejectUnauthorized,
-        protocolVersion,
-        keepaliveSeconds: b.keepaliveSeconds,
-        reconnectMinMs: b.reconnectMinMs,
-        reconnectMaxMs: b.reconnectMaxMs,
-        will: { topic: this.topics.status, payload: JSON.stringify({ deviceId: config.deviceId, online: false, reason: 'connection lost' }) },
-      },
-    });
     const unreachable = (err: unknown) => new EdgeloopError('EDGELOOP_BROKER_UNREACHABLE', `cannot connect to ${redact(url)}: ${(err as Error).message}`, { cause: err });
+    let feedback: FeedbackService;
     try {
-      await this.transport.start();
+      if (!url) {
+        // Loaded only when used: a device on an external broker does not carry aedes in memory.
+        const { startEmbeddedBroker } = await embeddedBroker!;
+        this.broker = await startEmbeddedBroker(config.broker.host, config.broker.port, log);
+        url = `mqtt://${this.broker.host}:${this.broker.port}`;
+        protocolVersion = 4; // aedes has no MQTT 5
+      }
+      this.brokerUrl = url;
+      feedback = FeedbackService.open(config.home, {
+        options: config.feedback,
+        limits: config.serving,
+        models: (name) => this.host!.get(name),
+        topics: this.topics,
+        publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload, qos, correlationData),
+        log: log.child({ component: 'feedback' }),
+        onEvent: (e) => this.accuracyEvent(e),
+      });
+      this.feedback = feedback;
+      // Gates score on the holdout; trials and the watch after commit judge on new labelled rows.
+      this.host.setLabelledRows(feedback.store);
+      feedback.onLabelled((model, batch) => {
+        void this.host?.onLabelled(model, batch).catch((err) => log.error({ model, err }, 'labelled rows could not be judged'));
+        this.learning?.check();
+      });
+      this.handler = new RequestHandler({
+        ...this.requestTaps(),
+        topics: this.topics,
+        models: (name) => this.host!.get(name),
+        publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload, qos, correlationData),
+        limits: config.serving,
+        timeoutMs: config.serving.timeoutMs,
+        intakeLimit: config.serving.intakeLimit,
+        log,
+        onOutcome: this.metrics ? (model, code, seconds) => this.metrics!.observe(model, 'mqtt', code, seconds) : undefined,
+        tensors: new TensorRequests({
+          topics: this.topics,
+          // mqtt.js publishes a Buffer as it is: binary OIP replies.
+          publish: (topic, payload, qos, correlationData) => this.transport!.publish(topic, payload as string, qos, correlationData),
+          limits: config.serving,
+          accepting: () => this.phase === 'loading' || this.phase === 'serving',
+          taps: () => this.requestTaps(),
+          onOutcome: this.metrics ? (model, code, seconds) => this.metrics!.observe(model, 'mqtt', code, seconds) : undefined,
+          log,
+        }),
+      });
+      this.transport = new MqttTransport({
+        topics: this.topics,
+        sharedGroup: b.sharedGroup,
+        onRequest: (req) => this.onRequest(req),
+        waitForRoom: () => this.handler!.waitForRoom(),
+        waitForModel: () => this.heldForModel,
+        // One model under overload: at most three refusals per request served in a turn (BENCHMARKS.md,
+        // overload). Shared by the models: with more than four busy at once their batches get smaller.
+        readsPerTurn: 4 * config.serving.maxBatch,
+        idle: () => this.handler!.idle,
+        onFeedback: config.feedback.enabled ? (req) => feedback.handle(req) : undefined,
+        log,
+        connection: {
+          url,
+          // Stable per state directory (the persistent session is found again after a restart),
+          // unique across daemons sharing a device id (shared subscriptions): see stableClientId.
+          clientId: await stableClientId(config.home, config.deviceId),
+          sessionExpirySeconds: b.sessionExpirySeconds,
+          receiveMaximum: config.serving.intakeLimit,
+          username: b.username,
+          password: b.password,
+          ca: b.ca,
+          cert: b.cert,
+          key: b.key,
+          rejectUnauthorized: b.rejectUnauthorized,
+          protocolVersion,
+          keepaliveSeconds: b.keepaliveSeconds,
+          reconnectMinMs: b.reconnectMinMs,
+          reconnectMaxMs: b.reconnectMaxMs,
+          will: { topic: this.topics.status, payload: JSON.stringify({ deviceId: config.deviceId, online: false, reason: 'connection lost' }) },
+        },
+      });
+      await this.transport.start().catch((err) => {
+        throw unreachable(err);
+      });
     } catch (err) {
+      // Nothing half-started is left behind: the loading ends, the embedded broker closes.
       await loaded.catch(() => undefined);
       await this.broker?.close();
-      throw unreachable(err);
+      throw err;
     }
     await loaded;
     if (this.host.all().length === 0) log.warn({ home: config.home, modelsDir: config.modelsDir }, 'no models to serve');
@@ -271,6 +269,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   /** A request read for a model still loading (start-up): the intake waits for it (waitForModel). */
   private heldForModel?: Promise<void>;
+  /** Ends that wait before its model is loaded (a stop while loading). */
+  private releaseHeld?: () => void;
 
   /** Every MQTT request: handled now, or once its model has loaded; in order either way. */
   private onRequest(req: IncomingRequest): void {
@@ -279,8 +279,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (!loading) return this.handler!.handle(req);
     // Once per model at most: the intake waits here, and the model is loaded when it reads on.
     this.opts.log.info({ model }, 'request for a model still loading: reading on once it is loaded');
-    this.heldForModel = loading.then(() => {
-      this.heldForModel = undefined;
+    const released = new Promise<void>((resolve) => (this.releaseHeld = resolve));
+    this.heldForModel = Promise.race([loading, released]).then(() => {
+      this.heldForModel = this.releaseHeld = undefined;
       this.handler!.handle(req);
     });
   }
@@ -465,6 +466,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.admin?.close();
     await this.learning?.stop(); // cancels a running fine-tune: nothing half-built is installed
     await this.sync?.stop();
+    // A request waiting for its model to load holds the intake (and the unsubscribe's answer
+    // behind it): answered EDGELOOP_SHUTTING_DOWN now instead.
+    if (this.releaseHeld) {
+      this.handler?.stopAccepting();
+      this.releaseHeld();
+    }
     await this.transport?.stopIntake();
     this.handler?.stopAccepting();
     await this.feedback?.flush(); // while the models still run: self-contained samples get their prediction

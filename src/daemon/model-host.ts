@@ -53,6 +53,7 @@ export class ModelHost {
   private trialTimer?: NodeJS.Timeout;
   /** Models loadAll() has still to load (or give up on): settled once each is served or not. */
   private readonly pending = new Map<string, Promise<void>>();
+  private loadingAll?: Promise<void>;
 
   constructor(
     private readonly registry: Registry,
@@ -105,11 +106,22 @@ export class ModelHost {
     return this.pending.get(name);
   }
 
+  /** Settles when loadAll() is done; undefined when it is not running. */
+  whenAllLoaded(): Promise<void> | undefined {
+    return this.loadingAll;
+  }
+
   /**
-   * Load every model's serving version, in turn. One that fails verification or loading is rejected and
-   * the model falls back to its previous version, as many times as needed.
+   * Load every model's serving version, in turn. One that fails verification or loading is
+   * rejected and the model falls back to its previous version, as many times as needed.
    */
-  async loadAll(): Promise<void> {
+  loadAll(): Promise<void> {
+    const all = this.loadEach().finally(() => (this.loadingAll = undefined));
+    this.loadingAll = all.catch(() => undefined);
+    return all;
+  }
+
+  private async loadEach(): Promise<void> {
     const summaries = this.registry.listModels();
     const done = new Map<string, () => void>();
     for (const summary of summaries) {

@@ -35,7 +35,9 @@ export function daemonHttpContext(d: Daemon, config: ResolvedConfig, version: st
     allModels: () => hostOf(d)?.all() ?? [],
     readiness: () => d.readiness(),
     limits: config.serving,
-    accepting: () => d.phase === 'serving',
+    // Models answer as each is loaded (src/daemon/daemon.ts): requests are taken while loading too.
+    accepting: () => d.phase === 'loading' || d.phase === 'serving',
+    loading: (name) => (name === undefined ? hostOf(d)?.whenAllLoaded() : hostOf(d)?.whenLoaded(name)),
     metrics: d.metrics,
     taps: () => d.requestTaps(),
     log: log.child({ component: 'http' }),

@@ -35,6 +35,8 @@ export function inferenceRoutes(ctx: HttpContext): Route[] {
       method: 'GET',
       path: new RegExp(`^/v2/models/${MODEL}${VERSION}/ready$`),
       handle: guarded(({ res, params }) => {
+        // Still loading: not ready yet (rather than not served).
+        if (!ctx.models(params[0]!) && ctx.loading?.(params[0]!)) return sendJson(res, 503, { name: params[0], ready: false });
         const m = find(params[0]!, params[1]);
         const ready = ctx.accepting();
         sendJson(res, ready ? 200 : 503, { name: m.name, version: m.version, ready });
@@ -45,11 +47,21 @@ export function inferenceRoutes(ctx: HttpContext): Route[] {
   ];
 }
 
+/** Start-up: wait (within the request timeout) for a model still loading, or for all of them. */
+async function loaded(ctx: HttpContext, name: string | undefined): Promise<void> {
+  const loading = ctx.loading?.(name);
+  if (!loading) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([loading, new Promise<void>((r) => (timer = setTimeout(r, ctx.limits.timeoutMs)))]);
+  clearTimeout(timer);
+}
+
 async function infer(ctx: HttpContext, { req, res, params, body }: RouteCall, find: (n: string, v?: string) => ServedModel): Promise<void> {
   const started = performance.now();
   let model: ServedModel | undefined;
   let id: string | undefined;
   try {
+    await loaded(ctx, params[0]!);
     model = find(params[0]!, params[1]);
     if (!ctx.accepting()) throw new EdgeloopError('EDGELOOP_SHUTTING_DOWN', 'the daemon is shutting down');
     const raw = await body();
@@ -100,6 +112,8 @@ async function predict(ctx: HttpContext, { req, res, body }: RouteCall): Promise
     const qs = url.indexOf('?');
     const q = qs < 0 ? null : new URLSearchParams(url.slice(qs + 1)).get('model');
     const name = q ?? (typeof o.model === 'string' ? o.model : undefined);
+    // Without a name the only model is the default: which that is, only every model loaded says.
+    await loaded(ctx, name);
     const all = ctx.allModels();
     if (name === undefined && all.length !== 1) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `name the model with ?model= or "model" (served: ${all.map((m) => m.name).join(', ')})`);
     model = name === undefined ? all[0] : ctx.models(name);

@@ -19,6 +19,11 @@ export interface HttpContext {
   limits: { maxPayloadBytes: number; maxRowsPerRequest: number; timeoutMs: number; queueLimit: number };
   /** False once the daemon drains: inference gets EDGELOOP_SHUTTING_DOWN. */
   accepting(): boolean;
+  /**
+   * Start-up: settles once model `name` (every model, without a name) is loaded; undefined when
+   * nothing is loading. Requests wait on it, as MQTT's do, instead of being told 404.
+   */
+  loading?(name?: string): Promise<void> | undefined;
   metrics?: Metrics;
   /** The same taps as MQTT: prediction ids (feedback) and the drift monitor (read per request: they exist once serving). */
   taps(): RequestTaps;

@@ -138,9 +138,21 @@ export class MqttTransport {
     const endTurn = () => {
       readThisTurn = 0;
     };
+    // While the intake is held mqtt.js handles no packet, PINGRESP included, and would drop the
+    // connection after 1.5 x keepalive (a model loading for a minute): ping and reset by hand.
+    const keptAlive = (until: Promise<void>): Promise<void> => {
+      const every = (client.options.keepalive ?? 0) * 500;
+      if (!every) return until;
+      const timer = setInterval(() => {
+        if (!client.connected) return;
+        client.sendPing();
+        client.reschedulePing(true);
+      }, every).unref();
+      return until.finally(() => clearInterval(timer));
+    };
     client.handleMessage = (_packet, callback) => {
       const model = this.opts.waitForModel?.();
-      if (model) return void model.then(() => callback());
+      if (model) return void keptAlive(model).then(() => callback());
       const room = outputFull() ?? wait?.();
       if (!room) {
         if (++readThisTurn === 1) setImmediate(endTurn);
@@ -152,7 +164,7 @@ export class MqttTransport {
       }
       if (!paused) this.opts.log?.warn('intake full: not reading requests until some are answered');
       paused = true;
-      void room.then(() => {
+      void keptAlive(room).then(() => {
         paused = false;
         callback();
       });
