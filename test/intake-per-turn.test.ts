@@ -1,4 +1,6 @@
+import { Writable } from 'node:stream';
 import mqtt from 'mqtt';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../src/transport/embedded-broker.js';
 import { MqttTransport, topicsFor } from '../src/transport/index.js';
@@ -21,6 +23,37 @@ describe('MQTT intake per event-loop turn', () => {
   afterAll(async () => {
     await broker?.close();
   });
+
+  it('keeps its connection while the intake is held for longer than the keepalive allows', async () => {
+    const topics = topicsFor('held');
+    const logs: Record<string, any>[] = [];
+    const log = pino({ level: 'info' }, new Writable({ write: (chunk, _e, cb) => (logs.push(JSON.parse(chunk.toString())), cb()) }));
+    const seen: string[] = [];
+    let hold: Promise<void> | undefined;
+    const transport = new MqttTransport({
+      topics,
+      log,
+      onRequest: (req) => {
+        seen.push(req.payload.toString());
+        // The first message holds the intake for 3.5 s: more than 1.5 x the 1 s keepalive.
+        if (seen.length === 1) hold = new Promise<void>((r) => setTimeout(r, 3500)).then(() => (hold = undefined));
+      },
+      waitForModel: () => hold,
+      connection: { url: `mqtt://127.0.0.1:${broker.port}`, clientId: 'held', protocolVersion: 4, keepaliveSeconds: 1, reconnectMinMs: 100, reconnectMaxMs: 1000 },
+    });
+    await transport.start();
+    const sender = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { protocolVersion: 4, reconnectPeriod: 0 });
+    try {
+      for (const m of ['a', 'b', 'c']) await sender.publishAsync(topics.infer('m'), m, { qos: 1 });
+      for (const end = Date.now() + 15_000; seen.length < 3 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+      expect(seen).toEqual(['a', 'b', 'c']);
+      expect(transport.connected).toBe(true);
+      expect(logs.filter((l) => /disconnected|reconnected/.test(l.msg)).map((l) => l.msg)).toEqual([]);
+    } finally {
+      await sender.endAsync(true);
+      await transport.stop();
+    }
+  }, 30_000);
 
   for (const readsPerTurn of [PER_TURN, undefined]) {
     it(readsPerTurn ? `a burst of ${BURST} is handed over ${PER_TURN} per turn, all of it, in order` : 'unbounded without readsPerTurn (the control)', async () => {
