@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -142,5 +142,32 @@ describe('HTTP while the models load', () => {
     expect(early.prediction).toBeDefined();
     expect(early).toEqual(late);
     expect((await fetch(`${daemon.http.url}/v2/models/digits-tfjs/ready`)).status).toBe(200);
+  }, 60_000);
+});
+
+describe('a stop while the models load', () => {
+  it('ends the start at its next step: no ready, nothing left open, the state directory reusable', async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'edgeloop-early-stop-'));
+    const make = () => new Daemon({ config: resolveConfig({ modelsDir: 'models', deviceId: 'early-stop', home, broker: { port: 0 } }, {}, {}), log: pino({ level: 'silent' }) });
+    const daemon = make();
+    let ready = false;
+    daemon.once('ready', () => (ready = true));
+    const started = daemon.start();
+    // Eight bundles take a while to load: the stop comes while they do.
+    while (daemon.phase !== 'loading') await sleep(1);
+    const stopped = daemon.stop('test');
+    await expect(started).resolves.toBeUndefined();
+    await stopped;
+    expect(ready).toBe(false);
+    expect(daemon.phase).toBe('stopped');
+    expect(existsSync(path.join(home, 'admin.sock'))).toBe(false);
+    // The state lock was released and nothing half-open remains: the next start serves.
+    const next = make();
+    try {
+      await next.start();
+      expect(next.phase).toBe('serving');
+    } finally {
+      await next.stop();
+    }
   }, 60_000);
 });

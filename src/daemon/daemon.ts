@@ -52,6 +52,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private transport?: MqttTransport;
   private handler?: RequestHandler;
   private stopping?: Promise<void>;
+  private starting?: Promise<void>;
   /** Fleet sync, when the config has a `sync` section. */
   sync?: SyncService;
   /** Drift monitoring of every served model that carries a reference profile. */
@@ -88,7 +89,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.host!;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Start, up to serving. A stop() meanwhile waits for the step under way, and the start ends
+   * there (resolving, without 'ready'): what it opened is closed by the stop.
+   */
+  start(): Promise<void> {
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
     const { config, log } = this.opts;
     log.info({ deviceId: config.deviceId, version: pkg.version, hardware: detectHardware() }, 'edgeloop starting');
     // The embedded broker's modules (aedes: ~80 ms) load while the state and the models do: the
@@ -222,6 +232,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       throw err;
     }
     await loaded;
+    if (this.stopping) return;
     if (this.host.all().length === 0) log.warn({ home: config.home, modelsDir: config.modelsDir }, 'no models to serve');
     // Feedback names models and predictions: read once every model is loaded (the broker keeps it meanwhile).
     await this.transport.startFeedback().catch((err) => {
@@ -229,6 +240,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
     this.learning = this.createLearning(registry, feedback);
     await this.learning.recover();
+    if (this.stopping) return;
     // Fleet sync (src/sync): built before the admin API (POST/GET /sync), started once serving.
     if (config.sync) {
       const { SyncService } = await import('../sync/index.js');
@@ -248,6 +260,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       });
       this.metrics?.syncBaseline(this.sync.status().lastRound?.id ?? 0);
     }
+    if (this.stopping) return;
     this.admin = await startAdminServer(config.home, [...adminRoutes(registry, this.host, () => this.runtimeStatus(), config.registry.keepVersions, this.sync), ...driftAdminRoutes(drift), ...feedbackAdminRoutes(feedback, () => this.host!.all().map((m) => m.name)), ...learningAdminRoutes(this.learning)], log);
     registry.onChange((change) => {
       if (change.action === 'rollback' && change.from) this.learningRollback(change.model, change.from, change.reason);
@@ -256,6 +269,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined);
     });
     await this.transport.publishStatus(JSON.stringify(this.status()));
+    if (this.stopping) return;
     await this.sync?.start();
     this.drift.start();
     feedback.start();
@@ -461,6 +475,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private async doStop(reason: string): Promise<void> {
     const { log, config } = this.opts;
+    // A start under way ends at its next step (it checks `stopping`): close what it opened, not
+    // what it is opening. A request held for its model is answered first (it holds the intake).
+    if (this.releaseHeld) {
+      this.handler?.stopAccepting();
+      this.releaseHeld();
+    }
+    // Bounded: a step waiting on a broker that went away must not hold the stop.
+    if (this.starting) await Promise.race([this.starting.catch(() => undefined), new Promise((r) => setTimeout(r, config.serving.drainTimeoutMs).unref())]);
     log.info({ reason, inFlight: this.handler?.pending ?? 0 }, 'edgeloop stopping');
     void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined); // ready: false, draining
     await this.admin?.close();
