@@ -38,7 +38,7 @@ describe('MQTT intake per event-loop turn', () => {
         // The first message holds the intake for 3.5 s: more than 1.5 x the 1 s keepalive.
         if (seen.length === 1) hold = new Promise<void>((r) => setTimeout(r, 3500)).then(() => (hold = undefined));
       },
-      waitForModel: () => hold,
+      waitForRoom: () => hold,
       connection: { url: `mqtt://127.0.0.1:${broker.port}`, clientId: 'held', protocolVersion: 4, keepaliveSeconds: 1, reconnectMinMs: 100, reconnectMaxMs: 1000 },
     });
     await transport.start();

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
+import { varintSize, writeVarint } from '../../src/transport/publish-packet.js';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { cpuSeconds, startDaemonChild, stopChild, watchRss, type DaemonChild } from './daemon-child.js';
 import { fmt, isMain, met, percentiles, standalone, table, type BenchResult, type TargetRow } from './report.js';
@@ -156,12 +157,9 @@ function rawPublish(topic: string, payload: Buffer, responseTopic: string, corr:
     Buffer.from([0x09, corr.length >> 8, corr.length & 255]), corr,
   ]);
   const varint = (n: number) => {
-    const out: number[] = [];
-    do {
-      out.push((n % 128) | (n >= 128 ? 0x80 : 0));
-      n = Math.floor(n / 128);
-    } while (n > 0);
-    return Buffer.from(out);
+    const out = Buffer.alloc(varintSize(n));
+    writeVarint(out, 0, n);
+    return out;
   };
   const body = Buffer.concat([Buffer.from([t.length >> 8, t.length & 255]), t, varint(props.length), props, payload]);
   return Buffer.concat([Buffer.from([0x30]), varint(body.length), body]);

@@ -136,7 +136,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.metrics?.instrument(model);
     });
     // Each model answers as soon as it is loaded: the broker and the request intake start while
-    // the rest load, and a request for a model still loading waits for it (waitForModel below).
+    // the rest load, and a request for a model still loading waits for it (onRequest below).
     const loaded = this.host.loadAll();
     loaded.catch(() => undefined); // awaited below: not an unhandled rejection meanwhile
     let url = config.broker.url ?? '';
@@ -194,8 +194,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         topics: this.topics,
         sharedGroup: b.sharedGroup,
         onRequest: (req) => this.onRequest(req),
-        waitForRoom: () => this.handler!.waitForRoom(),
-        waitForModel: () => this.heldForModel,
+        waitForRoom: () => this.heldForModel ?? this.handler!.waitForRoom(),
         // One model under overload: at most three refusals per request served in a turn (BENCHMARKS.md,
         // overload). Shared by the models: with more than four busy at once their batches get smaller.
         readsPerTurn: 4 * config.serving.maxBatch,
@@ -281,15 +280,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.emit('ready', { brokerUrl: url, models: names });
   }
 
-  /** A request read for a model still loading (start-up): the intake waits for it (waitForModel). */
+  /** A request read for a model still loading (start-up): the intake waits for it (waitForRoom). */
   private heldForModel?: Promise<void>;
   /** Ends that wait before its model is loaded (a stop while loading). */
   private releaseHeld?: () => void;
 
   /** Every MQTT request: handled now, or once its model has loaded; in order either way. */
   private onRequest(req: IncomingRequest): void {
+    // Once every model is loaded (always, after start-up), not even the model's name is read here.
+    if (!this.host?.whenAllLoaded()) return this.handler!.handle(req);
     const model = this.topics.modelOf(req.topic) ?? '';
-    const loading = this.host?.whenLoaded(model);
+    const loading = this.host.whenLoaded(model);
     if (!loading) return this.handler!.handle(req);
     // Once per model at most: the intake waits here, and the model is loaded when it reads on.
     this.opts.log.info({ model }, 'request for a model still loading: reading on once it is loaded');
@@ -476,12 +477,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private async doStop(reason: string): Promise<void> {
     const { log, config } = this.opts;
     // A start under way ends at its next step (it checks `stopping`): close what it opened, not
-    // what it is opening. A request held for its model is answered first (it holds the intake).
-    if (this.releaseHeld) {
-      this.handler?.stopAccepting();
-      this.releaseHeld();
-    }
-    // Bounded: a step waiting on a broker that went away must not hold the stop.
+    // what it is opening. Bounded: a step waiting on a broker that went away must not hold the stop.
     if (this.starting) await Promise.race([this.starting.catch(() => undefined), new Promise((r) => setTimeout(r, config.serving.drainTimeoutMs).unref())]);
     log.info({ reason, inFlight: this.handler?.pending ?? 0 }, 'edgeloop stopping');
     void this.transport?.publishStatus(JSON.stringify(this.status())).catch(() => undefined); // ready: false, draining

@@ -24,14 +24,10 @@ export interface MqttTransportOptions {
    * Backpressure: after each message, undefined to read on, or a promise to wait for before
    * the next one. mqtt.js handles packets one at a time and acknowledges a QoS 1 message when
    * its handleMessage callback runs, so holding that callback stops reading from the socket and
-   * the broker keeps the backlog (MQTT 5: within our Receive Maximum).
+   * the broker keeps the backlog (MQTT 5: within our Receive Maximum). Whoever holds says why
+   * (the daemon: too many requests unanswered, or one waiting for its model to load).
    */
   waitForRoom?: () => Promise<void> | undefined;
-  /**
-   * Start-up: a promise while the request just read waits for its model to load (models answer
-   * as each is loaded). Nothing more is read until it settles: the broker keeps the rest, in order.
-   */
-  waitForModel?: () => Promise<void> | undefined;
   /**
    * Messages handled per turn of the event loop at most (unbounded when not given). The engines
    * run from setImmediate, one batch per model per turn, while one socket read can bring
@@ -151,9 +147,8 @@ export class MqttTransport {
       return until.finally(() => clearInterval(timer));
     };
     client.handleMessage = (_packet, callback) => {
-      const model = this.opts.waitForModel?.();
-      if (model) return void keptAlive(model).then(() => callback());
-      const room = outputFull() ?? wait?.();
+      const full = outputFull();
+      const room = full ?? wait?.();
       if (!room) {
         if (++readThisTurn === 1) setImmediate(endTurn);
         if (readThisTurn < perTurn) return callback();
@@ -162,7 +157,8 @@ export class MqttTransport {
           callback();
         });
       }
-      if (!paused) this.opts.log?.warn('intake full: not reading requests until some are answered');
+      // The application says why it holds (waitForRoom); the full socket is ours to say.
+      if (full && !paused) this.opts.log?.warn('replies wait for the socket: not reading requests until it drains');
       paused = true;
       void keptAlive(room).then(() => {
         paused = false;

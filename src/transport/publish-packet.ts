@@ -54,12 +54,12 @@ export function publishPacketQos0(topic: string, payload: string | Buffer, proto
   return buf;
 }
 
-function varintSize(n: number): number {
+export function varintSize(n: number): number {
   return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
 }
 
 /** MQTT's variable byte integer (§1.5.5) at `at`; returns the offset after it. */
-function writeVarint(buf: Buffer, at: number, n: number): number {
+export function writeVarint(buf: Buffer, at: number, n: number): number {
   do {
     let byte = n % 128;
     n = Math.floor(n / 128);

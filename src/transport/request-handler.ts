@@ -86,6 +86,7 @@ export class RequestHandler {
   waitForRoom(): Promise<void> | undefined {
     const limit = this.opts.intakeLimit;
     if (limit === undefined || this.unanswered < limit) return undefined;
+    if (this.room.length === 0) this.opts.log?.warn({ unanswered: this.unanswered }, 'intake full: not reading requests until some are answered');
     return new Promise<void>((resolve) => this.room.push(resolve));
   }
 
