@@ -39,8 +39,8 @@ export class PredictionIds {
 
   /** The counter of an id issued by this process, or undefined (another boot, or not an id). */
   parse(id: string): number | undefined {
-    const dash = id.length - 1 - [...id].reverse().indexOf('-');
-    if (dash <= 0 || id.slice(0, dash) !== this.prefix) return undefined;
+    const dash = id.lastIndexOf('-');
+    if (dash <= 0 || dash !== this.prefix.length || !id.startsWith(this.prefix)) return undefined;
     const tail = id.slice(dash + 1);
     if (!/^[0-9a-z]{1,11}$/.test(tail)) return undefined;
     const n = parseInt(tail, 36);

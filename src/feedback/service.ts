@@ -9,6 +9,9 @@ import { PredictionRecorder } from './recorder.js';
 import { FeedbackStore, type ModelCounts, type StoredAccuracyAlert } from './store.js';
 import type { FeedbackSource, LabelledBatch, LabelledListener, NewLabelledRow } from './types.js';
 
+/** Rows written per transaction in a flush (a few milliseconds of the event loop each). */
+const FLUSH_CHUNK_ROWS = 256;
+
 export type FeedbackOptions = ResolvedConfig['feedback'];
 
 export interface FeedbackServiceOptions {
@@ -106,10 +109,11 @@ export class FeedbackService {
 
   /** Handle one feedback message (edgeloop/{deviceId}/feedback/{model}); never throws to the transport. */
   handle(req: IncomingRequest): void {
+    // Synchronous up to the acknowledgement: fire-and-forget feedback (most of it) makes no promise.
+    const ack = this.process(req);
+    if (!ack) return;
     this.inFlight++;
-    this.process(req)
-      .catch((err) => this.opts.log?.error({ err }, 'feedback acknowledgement could not be published'))
-      .finally(() => this.inFlight--);
+    ack.catch((err) => this.opts.log?.error({ err }, 'feedback acknowledgement could not be published')).finally(() => this.inFlight--);
   }
 
   /**
@@ -183,7 +187,8 @@ export class FeedbackService {
     if (this.opts.ownsStore) this.store.close();
   }
 
-  private async process(req: IncomingRequest): Promise<void> {
+  /** Handle a message; returns the publishing of its acknowledgement, or undefined when nobody asked for one. */
+  private process(req: IncomingRequest): Promise<void> | undefined {
     const name = this.opts.topics?.feedbackModelOf(req.topic) ?? '';
     const model = this.opts.models(name);
     let envelope: FeedbackEnvelope = {};
@@ -214,10 +219,14 @@ export class FeedbackService {
     // Acknowledged exactly as inference replies: MQTT 5 response topic, else replyTo; else nobody
     // asked (most feedback is fire and forget: no acknowledgement is even written).
     const to = req.responseTopic || envelope.replyTo;
-    if (!publish || !to) return;
+    if (!publish || !to) return undefined;
     if (envelope.id !== undefined) body.id = envelope.id;
     const text = JSON.stringify(body);
-    await publish(to, text, req.qos, req.responseTopic ? req.correlationData : undefined);
+    try {
+      return publish(to, text, req.qos, req.responseTopic ? req.correlationData : undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** All of a message or nothing: limits first, then every id resolved, then the rows queued. */
@@ -272,22 +281,34 @@ export class FeedbackService {
     await this.predictSamples(batch);
     const tasks = new Map<string, string>();
     for (const r of batch) if (!tasks.has(r.model)) tasks.set(r.model, this.opts.models(r.model)?.manifest.task ?? 'classification');
+    // A transaction per chunk, the event loop served between them: a flush of thousands of rows
+    // (a burst, an import) held serving for tens of milliseconds. Pruned once, at the end.
+    for (let from = 0; from < batch.length; from += FLUSH_CHUNK_ROWS) {
+      if (from > 0) await new Promise((r) => setImmediate(r));
+      this.writeChunk(batch.slice(from, from + FLUSH_CHUNK_ROWS), batch.slice(from + FLUSH_CHUNK_ROWS), tasks);
+    }
+    this.store.pruneModels(tasks, this.options);
+    for (const model of tasks.keys()) this.judge(model);
+  }
+
+  /** Write rows in one transaction and tell listeners; on failure keep them and `rest` for the next flush. */
+  private writeChunk(chunk: PendingRow[], rest: PendingRow[], tasks: ReadonlyMap<string, string>): void {
     let written: { ids: number[]; holdout: boolean[] };
     try {
-      written = this.store.write(batch, tasks, this.options);
+      written = this.store.write(chunk, tasks, this.options, false);
     } catch (err) {
       // SQLite busy or full: keep the rows for the next flush, within the pending bound.
-      for (const r of batch) {
+      for (const r of [...chunk, ...rest]) {
         const st = this.stateOf(r.model);
         if (st.pending.length < this.options.maxPendingRows) st.pending.push(r);
       }
       throw err;
     }
     const byModel = new Map<string, number[]>();
-    batch.forEach((r, i) => (byModel.get(r.model) ?? byModel.set(r.model, []).get(r.model)!).push(i));
+    chunk.forEach((r, i) => (byModel.get(r.model) ?? byModel.set(r.model, []).get(r.model)!).push(i));
     for (const [model, idx] of byModel) {
-      this.aggregates.add(model, idx.map((i) => batch[i]));
-      const b = batchOf(batch, idx, written.ids);
+      this.aggregates.add(model, idx.map((i) => chunk[i]));
+      const b = batchOf(chunk, idx, written.ids);
       const holdout = idx.map((i) => written.holdout[i]);
       for (const l of this.listeners) {
         try {
@@ -296,9 +317,9 @@ export class FeedbackService {
           this.opts.log?.error({ err, model }, 'labelled-rows listener failed');
         }
       }
-      this.judge(model);
     }
   }
+
 
   /** Self-contained samples have no stored prediction: the serving version predicts them here, off the request path. */
   private async predictSamples(batch: PendingRow[]): Promise<void> {

@@ -121,9 +121,10 @@ export class FeedbackStore implements LabelledRows {
 
   /**
    * Write rows (any models) in one transaction: holdout chosen from each model's running
-   * counter, then the model is pruned to its limits. Returns the new ids and holdout flags.
+   * counter, then the model is pruned to its limits (unless `prune` is false: the caller prunes
+   * once after several writes with pruneModels). Returns the new ids and holdout flags.
    */
-  write(rows: readonly NewLabelledRow[], tasks: ReadonlyMap<string, string>, limits: StoreLimits): { ids: number[]; holdout: boolean[] } {
+  write(rows: readonly NewLabelledRow[], tasks: ReadonlyMap<string, string>, limits: StoreLimits, prune = true): { ids: number[]; holdout: boolean[] } {
     const db = this.db;
     const ins = db.prepare(`INSERT INTO feedback_rows (model, version, inputs, features, label, predicted, prediction_id, source, holdout, at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
@@ -146,10 +147,17 @@ export class FeedbackStore implements LabelledRows {
       for (const [model, n] of counts) {
         const task = tasks.get(model) ?? 'classification';
         upsert.run(model, task, n);
-        this.prune(model, task, limits);
+        if (prune) this.prune(model, task, limits);
       }
     })();
     return { ids, holdout };
+  }
+
+  /** Prune models to their limits (one transaction), after writes made with `prune` false. */
+  pruneModels(tasks: ReadonlyMap<string, string>, limits: StoreLimits): void {
+    this.db.transaction(() => {
+      for (const [model, task] of tasks) this.prune(model, task, limits);
+    })();
   }
 
   /** Oldest rows beyond maxRows leave; trainable ones enter the reservoir, which keeps reservoirPerClass per class. */
