@@ -21,7 +21,7 @@ import { Metrics } from '../../src/metrics/index.js';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { cpuSeconds, startDaemonChild, stopChild } from './daemon-child.js';
 import type { LoadOptions } from './load-gen.js';
-import { fmt, isMain, met, percentiles, standalone, table, type BenchResult } from './report.js';
+import { fmt, isMain, medianInterval, met, percentiles, standalone, table, type BenchResult } from './report.js';
 import { closedLoop, load, median, pct, rate, type LoadRun } from './serving.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
@@ -32,25 +32,6 @@ export interface MetricsBenchOptions {
   seconds: number;
   clients: number;
   window: number;
-}
-
-/**
- * A distribution-free confidence interval of the median (order statistics, sign test): the
- * widest [x(k), x(n-k+1)] whose coverage is at least `level`. Rounds on shared cores differ by
- * several points; the interval says whether they still pin the median below (or above) a bound.
- */
-function medianInterval(xs: number[], level = 0.9): [number, number] {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  const binom = (k: number) => {
-    let c = 1;
-    for (let i = 0; i < k; i++) c = (c * (n - i)) / (i + 1);
-    return c / 2 ** n;
-  };
-  let below = 0; // P(Bin(n, 1/2) <= k - 1)
-  let k = 0;
-  while (k + 1 <= n / 2 && below + binom(k) <= (1 - level) / 2) below += binom(k++);
-  return k === 0 ? [-Infinity, Infinity] : [s[k - 1], s[n - k]];
 }
 
 /**

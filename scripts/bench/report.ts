@@ -70,3 +70,22 @@ export function runAsChild<T>(work: () => Promise<T>): void {
     },
   );
 }
+
+/**
+ * A distribution-free confidence interval of the median (order statistics, sign test): the
+ * widest [x(k), x(n-k+1)] whose coverage is at least `level`. Rounds on shared cores differ by
+ * several points; the interval says whether they still pin the median below (or above) a bound.
+ */
+export function medianInterval(xs: number[], level = 0.9): [number, number] {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  const binom = (k: number) => {
+    let c = 1;
+    for (let i = 0; i < k; i++) c = (c * (n - i)) / (i + 1);
+    return c / 2 ** n;
+  };
+  let below = 0; // P(Bin(n, 1/2) <= k - 1)
+  let k = 0;
+  while (k + 1 <= n / 2 && below + binom(k) <= (1 - level) / 2) below += binom(k++);
+  return k === 0 ? [-Infinity, Infinity] : [s[k - 1], s[n - k]];
+}

@@ -76,7 +76,7 @@ export async function runAll(opts: { build?: boolean; maxLoad?: number; maxWaitM
   const drift = await step('drift observe() benchmark', () => runDriftBench());
   const serving = await step('serving benchmark: drift on / off / echo (about 90 s)', () => runServing());
   const swap = await step('swap-under-load benchmark (about 35 s)', () => runSwap());
-  const feedback = await step('feedback benchmark: serving with / without feedback, three broker settings (about 2 min)', () => runFeedbackBench());
+  const feedback = await step('feedback benchmark: serving with / without feedback, paired rounds and three broker settings (about 5 min)', () => runFeedbackBench());
   const learnServing = await step('serving while fine-tuning (about 2 min)', () => runLearningServing());
   const learning = await step('fine-tuning: accuracy recovery per fault and model (about 2 min)', () => runLearningBench());
   const recovery: TargetRow[] = learning.map((r) => [`fine-tune recovery, ${r.model} ${r.fault}: ratio / clean drop`, `${r.ratio.toFixed(2)} / ${(r.cleanDrop * 100).toFixed(1)} points`, '≥ 0.8 / ≤ 2 points', r.ratio >= 0.8 && r.cleanDrop <= 0.02 ? 'met' : '**not met**']);
