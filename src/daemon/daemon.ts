@@ -416,6 +416,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       holdoutRows: config.registry.gate.holdoutRows,
       registry,
       labelled: feedback.store,
+      flushLabelled: () => feedback.flush(),
       runs: RunStore.attach(registry.db),
       workDir: learningWorkDir(config.home),
       serving: (name) => {

@@ -282,44 +282,56 @@ export class FeedbackService {
     const tasks = new Map<string, string>();
     for (const r of batch) if (!tasks.has(r.model)) tasks.set(r.model, this.opts.models(r.model)?.manifest.task ?? 'classification');
     // A transaction per chunk, the event loop served between them: a flush of thousands of rows
-    // (a burst, an import) held serving for tens of milliseconds. Pruned once, at the end.
+    // (a burst, an import) held serving for tens of milliseconds. Pruned once, at the end, and
+    // listeners told once, with every row the flush wrote (as with one transaction).
+    const ids: number[] = [];
+    const holdout: boolean[] = [];
+    let failure: unknown;
     for (let from = 0; from < batch.length; from += FLUSH_CHUNK_ROWS) {
       if (from > 0) await new Promise((r) => setImmediate(r));
-      this.writeChunk(batch.slice(from, from + FLUSH_CHUNK_ROWS), batch.slice(from + FLUSH_CHUNK_ROWS), tasks);
+      try {
+        const written = this.store.write(batch.slice(from, from + FLUSH_CHUNK_ROWS), tasks, this.options, false);
+        ids.push(...written.ids);
+        holdout.push(...written.holdout);
+      } catch (err) {
+        // SQLite busy or full: keep the rows not written for the next flush, within the pending bound.
+        for (const r of batch.slice(from)) {
+          const st = this.stateOf(r.model);
+          if (st.pending.length < this.options.maxPendingRows) st.pending.push(r);
+        }
+        failure = err;
+        break;
+      }
     }
-    this.store.pruneModels(tasks, this.options);
-    for (const model of tasks.keys()) this.judge(model);
+    if (ids.length > 0) {
+      try {
+        this.store.pruneModels(tasks, this.options);
+      } catch (err) {
+        failure ??= err;
+      }
+      this.announce(batch.slice(0, ids.length), ids, holdout);
+    }
+    if (failure) throw failure;
   }
 
-  /** Write rows in one transaction and tell listeners; on failure keep them and `rest` for the next flush. */
-  private writeChunk(chunk: PendingRow[], rest: PendingRow[], tasks: ReadonlyMap<string, string>): void {
-    let written: { ids: number[]; holdout: boolean[] };
-    try {
-      written = this.store.write(chunk, tasks, this.options, false);
-    } catch (err) {
-      // SQLite busy or full: keep the rows for the next flush, within the pending bound.
-      for (const r of [...chunk, ...rest]) {
-        const st = this.stateOf(r.model);
-        if (st.pending.length < this.options.maxPendingRows) st.pending.push(r);
-      }
-      throw err;
-    }
+  /** Rows just written: into the live-accuracy windows, to the listeners, then alerts judged. */
+  private announce(rows: PendingRow[], ids: number[], holdout: boolean[]): void {
     const byModel = new Map<string, number[]>();
-    chunk.forEach((r, i) => (byModel.get(r.model) ?? byModel.set(r.model, []).get(r.model)!).push(i));
+    rows.forEach((r, i) => (byModel.get(r.model) ?? byModel.set(r.model, []).get(r.model)!).push(i));
     for (const [model, idx] of byModel) {
-      this.aggregates.add(model, idx.map((i) => chunk[i]));
-      const b = batchOf(chunk, idx, written.ids);
-      const holdout = idx.map((i) => written.holdout[i]);
+      this.aggregates.add(model, idx.map((i) => rows[i]));
+      const b = batchOf(rows, idx, ids);
+      const h = idx.map((i) => holdout[i]);
       for (const l of this.listeners) {
         try {
-          l(model, b, holdout);
+          l(model, b, h);
         } catch (err) {
           this.opts.log?.error({ err, model }, 'labelled-rows listener failed');
         }
       }
+      this.judge(model);
     }
   }
-
 
   /** Self-contained samples have no stored prediction: the serving version predicts them here, off the request path. */
   private async predictSamples(batch: PendingRow[]): Promise<void> {

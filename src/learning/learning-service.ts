@@ -58,6 +58,8 @@ export interface LearningServiceOptions {
   holdoutRows: number;
   registry: Registry;
   labelled: LabelledRows;
+  /** Write labelled rows accepted but not yet stored (the feedback service's flush): a run trains on every row sent before it. */
+  flushLabelled?(): Promise<void>;
   runs: RunStore;
   /** Work folder for candidates (inside the state directory, so installs copy on one file system). */
   workDir: string;
@@ -222,6 +224,8 @@ export class LearningService {
       const manifest = await readManifest(serving.dir);
       if (!canFineTune(manifest)) throw new EdgeloopError('EDGELOOP_FINETUNE_FAILED', `${model}@${serving.version} has no trainable path (not tfjs, no trainable source, no embedding output)`);
       const strategy = resolveStrategy(manifest, req.strategy ?? p.strategy).strategy;
+      // Rows acknowledged a moment ago may still wait for the next flush (feedback.flushIntervalMs).
+      await this.opts.flushLabelled?.();
       const since = this.opts.alertSince?.(model) ?? undefined;
       const data = await this.collect(model, since ?? undefined);
       rows = { new: data.train.rows, replay: data.replay.rows, holdout: data.holdout.rows };
