@@ -8,9 +8,6 @@ import { topicProblem, type Topics } from './topics.js';
 
 const JSON_CONTENT_TYPE = 'application/json';
 
-/** How long the feedback connection's socket rests after each read (see readInBatches). */
-const FEEDBACK_READ_MS = 20;
-
 /** Bytes of replies waiting for the socket before the daemon stops reading requests. */
 const OUTPUT_BUFFER_LIMIT = 4 * 1024 * 1024;
 
@@ -50,7 +47,6 @@ export class MqttTransport {
   private client?: MqttClient;
   /** Feedback arrives on a connection of its own (see startFeedback()). */
   private feedbackClient?: MqttClient;
-  private stopBatchedReads?: () => void;
   private statusPayload?: string;
 
   constructor(private readonly opts: MqttTransportOptions) {}
@@ -106,7 +102,6 @@ export class MqttTransport {
     );
     this.feedbackClient = client;
     await client.subscribeAsync(topics.feedbackFilter(this.opts.sharedGroup), { qos: 1 });
-    this.stopBatchedReads = readInBatches(client, FEEDBACK_READ_MS);
   }
 
   private holdIntake(client: MqttClient): void {
@@ -274,7 +269,6 @@ export class MqttTransport {
       await Promise.race([client.publishAsync(this.opts.topics.status, finalStatus, { qos: 1, retain: true }), delay(2000)]).catch(() => undefined);
     }
     await client.endAsync(false).catch(() => undefined);
-    this.stopBatchedReads?.();
     await this.feedbackClient?.endAsync(false).catch(() => undefined);
   }
 }
@@ -290,40 +284,6 @@ function toRequest(topic: string, payload: Buffer, packet: IPublishPacket): Inco
     responseTopic: p?.responseTopic,
     correlationData: p?.correlationData,
     messageExpiryInterval: p?.messageExpiryInterval,
-  };
-}
-
-/**
- * After a read, leave a connection's socket paused for `everyMs`: what comes meanwhile waits in
- * the kernel (then the broker) and is read in one chunk. Feedback waits for no one, and read
- * one message per wake-up it cost the daemon more CPU than an inference request (measured by
- * scripts/bench/feedback-probe.ts, see BENCHMARKS.md). Nothing runs while nothing arrives.
- * Returns the function that stops it (the socket left reading).
- */
-function readInBatches(client: MqttClient, everyMs: number): () => void {
-  let stopped = false;
-  let held: NodeJS.Timeout | undefined;
-  type Socket = NodeJS.EventEmitter & { pause(): void; resume(): void; destroyed?: boolean };
-  const watch = (socket: Socket | undefined) => {
-    if (!socket?.on) return;
-    socket.on('data', () => {
-      if (stopped || held || socket.destroyed) return;
-      socket.pause();
-      held = setTimeout(() => {
-        held = undefined;
-        if (!socket.destroyed) socket.resume();
-      }, everyMs);
-    });
-  };
-  watch(client.stream as unknown as Socket);
-  const onConnect = () => watch(client.stream as unknown as Socket); // a reconnect makes a new socket
-  client.on('connect', onConnect);
-  return () => {
-    stopped = true;
-    client.off('connect', onConnect);
-    if (held) clearTimeout(held);
-    held = undefined;
-    (client.stream as unknown as Socket | undefined)?.resume?.();
   };
 }
 
