@@ -8,6 +8,9 @@ import { topicProblem, type Topics } from './topics.js';
 
 const JSON_CONTENT_TYPE = 'application/json';
 
+/** How long the feedback connection's socket rests after a read of fire-and-forget feedback (see readInBatches). */
+const FEEDBACK_READ_MS = 20;
+
 /** Bytes of replies waiting for the socket before the daemon stops reading requests. */
 const OUTPUT_BUFFER_LIMIT = 4 * 1024 * 1024;
 
@@ -47,6 +50,7 @@ export class MqttTransport {
   private client?: MqttClient;
   /** Feedback arrives on a connection of its own (see startFeedback()). */
   private feedbackClient?: MqttClient;
+  private feedbackReads?: { stop(): void; now(): void };
   private statusPayload?: string;
 
   constructor(private readonly opts: MqttTransportOptions) {}
@@ -98,10 +102,15 @@ export class MqttTransport {
     const { will: _will, receiveMaximum: _rm, ...connection } = this.opts.connection;
     // Listening from creation, as start() does: queued feedback arrives with the CONNACK.
     const client = await connectBroker({ ...connection, clientId: `${connection.clientId}-fb` }, log?.child({ connection: 'feedback' }), (c) =>
-      c.on('message', (topic, payload, packet) => onFeedback(toRequest(topic, payload, packet))),
+      c.on('message', (topic, payload, packet) => {
+        // Someone waits for an acknowledgement: read on at once (the rest is for fire and forget).
+        if (packet.properties?.responseTopic || payload.includes('"replyTo"')) this.feedbackReads?.now();
+        onFeedback(toRequest(topic, payload, packet));
+      }),
     );
     this.feedbackClient = client;
     await client.subscribeAsync(topics.feedbackFilter(this.opts.sharedGroup), { qos: 1 });
+    this.feedbackReads = readInBatches(client, FEEDBACK_READ_MS);
   }
 
   private holdIntake(client: MqttClient): void {
@@ -269,6 +278,7 @@ export class MqttTransport {
       await Promise.race([client.publishAsync(this.opts.topics.status, finalStatus, { qos: 1, retain: true }), delay(2000)]).catch(() => undefined);
     }
     await client.endAsync(false).catch(() => undefined);
+    this.feedbackReads?.stop();
     await this.feedbackClient?.endAsync(false).catch(() => undefined);
   }
 }
@@ -284,6 +294,51 @@ function toRequest(topic: string, payload: Buffer, packet: IPublishPacket): Inco
     responseTopic: p?.responseTopic,
     correlationData: p?.correlationData,
     messageExpiryInterval: p?.messageExpiryInterval,
+  };
+}
+
+/**
+ * After a read, leave a connection's socket paused for `everyMs`: what comes meanwhile waits in
+ * the kernel (then the broker) and is read in one chunk. Fire-and-forget feedback waits for no
+ * one, and read one message per wake-up it cost the daemon more CPU than an inference request
+ * (scripts/bench/feedback-probe.ts, see BENCHMARKS.md). Nothing runs while nothing arrives.
+ * `now()` ends a rest at once (a message that wants an acknowledgement); `stop()` ends it all.
+ */
+function readInBatches(client: MqttClient, everyMs: number): { stop(): void; now(): void } {
+  let stopped = false;
+  let held: NodeJS.Timeout | undefined;
+  // mqtt.js handles the first message of a read before the read's 'data' listeners run.
+  let readOn = false;
+  type Socket = NodeJS.EventEmitter & { pause(): void; resume(): void; destroyed?: boolean };
+  const watch = (socket: Socket | undefined) => {
+    if (!socket?.on) return;
+    socket.on('data', () => {
+      if (readOn) return void (readOn = false);
+      if (stopped || held || socket.destroyed) return;
+      socket.pause();
+      held = setTimeout(() => {
+        held = undefined;
+        if (!socket.destroyed) socket.resume();
+      }, everyMs);
+    });
+  };
+  watch(client.stream as unknown as Socket);
+  const onConnect = () => watch(client.stream as unknown as Socket); // a reconnect makes a new socket
+  client.on('connect', onConnect);
+  const now = () => {
+    if (!held) return void (readOn = true);
+    clearTimeout(held);
+    held = undefined;
+    const socket = client.stream as unknown as Socket | undefined;
+    if (socket && !socket.destroyed) socket.resume();
+  };
+  return {
+    now,
+    stop: () => {
+      stopped = true;
+      client.off('connect', onConnect);
+      now();
+    },
   };
 }
 
