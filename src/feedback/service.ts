@@ -107,13 +107,17 @@ export class FeedbackService {
     this.timer.unref();
   }
 
-  /** Handle one feedback message (edgeloop/{deviceId}/feedback/{model}); never throws to the transport. */
-  handle(req: IncomingRequest): void {
+  /**
+   * Handle one feedback message (edgeloop/{deviceId}/feedback/{model}); never throws to the
+   * transport. Returns true when an acknowledgement is on its way (someone waits for it).
+   */
+  handle(req: IncomingRequest): boolean {
     // Synchronous up to the acknowledgement: fire-and-forget feedback (most of it) makes no promise.
     const ack = this.process(req);
-    if (!ack) return;
+    if (!ack) return false;
     this.inFlight++;
     ack.catch((err) => this.opts.log?.error({ err }, 'feedback acknowledgement could not be published')).finally(() => this.inFlight--);
+    return true;
   }
 
   /**

@@ -20,8 +20,11 @@ export interface MqttTransportOptions {
   sharedGroup?: string;
   /** Called for every inference request; must not throw. */
   onRequest: (req: IncomingRequest) => void;
-  /** Called for every message on edgeloop/{deviceId}/feedback/+ (subscribed only when given); must not throw. */
-  onFeedback?: (req: IncomingRequest) => void;
+  /**
+   * Called for every message on edgeloop/{deviceId}/feedback/+ (subscribed only when given); must
+   * not throw. Returns true when it acknowledges the message (someone waits for the answer).
+   */
+  onFeedback?: (req: IncomingRequest) => boolean;
   log?: Logger;
   /**
    * Backpressure: after each message, undefined to read on, or a promise to wait for before
@@ -104,8 +107,7 @@ export class MqttTransport {
     const client = await connectBroker({ ...connection, clientId: `${connection.clientId}-fb` }, log?.child({ connection: 'feedback' }), (c) =>
       c.on('message', (topic, payload, packet) => {
         // Someone waits for an acknowledgement: read on at once (the rest is for fire and forget).
-        if (packet.properties?.responseTopic || payload.includes('"replyTo"')) this.feedbackReads?.now();
-        onFeedback(toRequest(topic, payload, packet));
+        if (onFeedback(toRequest(topic, payload, packet))) this.feedbackReads?.now();
       }),
     );
     this.feedbackClient = client;
