@@ -195,6 +195,19 @@ async function trainHeadOnEmbedding(bundle: VerifiedBundle, output: string, job:
   }
 }
 
+/** Top-1 agreement the served export must have with the fine-tuned float32 model it came from (the toolchain's variant check). */
+const MIN_EXPORT_AGREEMENT = 0.9;
+
+/**
+ * Refuse an export that does not serve what was trained. The trainer checks it after the gate:
+ * a candidate the gate refuses is refused whatever its export (a model trained on noise has
+ * near-flat outputs that int8 reorders, and "failed" would hide that it was worse).
+ */
+export function assertFaithfulExport(summary: FineTuneSummary): void {
+  if (summary.exportAgreement >= MIN_EXPORT_AGREEMENT) return;
+  throw new EdgeloopError('EDGELOOP_FINETUNE_FAILED', `the exported ${summary.variant} agrees with the fine-tuned float32 model on only ${(summary.exportAgreement * 100).toFixed(1)}% of the validation rows`);
+}
+
 /**
  * Build a verified candidate bundle from a parent bundle and labelled rows (runs inside the
  * trainer process): choose the strategy, mix the data, fine-tune, re-export in the parent's
@@ -244,11 +257,9 @@ export async function buildCandidate(job: FineTuneJob, hooks: CandidateHooks = {
     await parentLoaded.engine.dispose();
   }
   const vs = agreement(candidateVal, trained.floatValidation, classes);
-  // The toolchain's variant check: the served export must agree with the float32 model it came from.
-  if ((vs.top1 ?? 1) < 0.9) throw new EdgeloopError('EDGELOOP_FINETUNE_FAILED', `the exported ${trained.variant} agrees with the fine-tuned float32 model on only ${((vs.top1 ?? 0) * 100).toFixed(1)}% of the validation rows`);
   const validation = { parent: accuracy(parentVal, classes, data.validation.y), candidate: accuracy(candidateVal, classes, data.validation.y), rows };
   const durationMs = Math.round(performance.now() - started);
-  const summary: FineTuneSummary = { strategy, variant: trained.variant, backend: trained.backend, epochsRun: trained.fit.epochsRun, bestEpoch: trained.fit.bestEpoch, trainRows: data.counts, durationMs, validation };
+  const summary: FineTuneSummary = { strategy, variant: trained.variant, backend: trained.backend, epochsRun: trained.fit.epochsRun, bestEpoch: trained.fit.bestEpoch, trainRows: data.counts, durationMs, validation, exportAgreement: vs.top1 ?? 1 };
   const reference = m.reference && anchor && anchorOut ? { ...(m.reference as object), anchor: { ...(m.reference as { anchor: object }).anchor, outputs: Array.from({ length: anchor.rows }, (_, i) => Array.from(anchorOut!.subarray(i * classes, (i + 1) * classes), (v) => Math.round(v * 1e6) / 1e6)) } } : m.reference;
   const draft: BundleDraft = {
     ...base,

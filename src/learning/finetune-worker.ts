@@ -7,7 +7,8 @@
  *   fork(--max-old-space-size, nice)   ──────────▶     waits for one job
  *   { type: 'start', job }             ──────────▶     read bundle, mix data, fit, export,
  *                                                      verify with the real engine, write,
- *                                                      score the gate (when the job has one)
+ *                                                      score the gate (when the job has one),
+ *                                                      check the export against float32
  *                                      ◀──────────     { type: 'progress', progress }  (any number)
  *                                      ◀──────────     { type: 'done', dir, version, summary }
  *                                                      or { type: 'error', code, message }
@@ -19,7 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { asEdgeloopError } from '../errors.js';
-import { buildCandidate } from './candidate.js';
+import { assertFaithfulExport, buildCandidate } from './candidate.js';
 import { compareCandidate, type CompareResult } from './compare.js';
 import type { FineTuneProgress, FromTrainer, ToTrainer } from './types.js';
 
@@ -44,6 +45,7 @@ process.once('message', (msg: ToTrainer) => {
         progress({ stage: 'scoring' });
         gate = await compareCandidate(msg.job.bundleDir, r.dir, g.holdout, g.anchor, { minGain: g.minGain, maxAnchorDrop: g.maxAnchorDrop });
       }
+      if (!gate || gate.promote) assertFaithfulExport(r.summary);
       return post({ type: 'done', dir: r.dir, version: r.version, summary: r.summary, gate });
     })
     .catch((err: unknown) => {

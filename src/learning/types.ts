@@ -98,6 +98,8 @@ export interface FineTuneSummary {
   durationMs: number;
   /** Accuracy on the fine-tuning validation split: the parent's and the candidate's (served engine). */
   validation: { parent: number; candidate: number; rows: number };
+  /** Top-1 agreement of the served export with the fine-tuned float32 model on those rows. */
+  exportAgreement: number;
 }
 
 /**
