@@ -59,7 +59,7 @@ export class MicroBatcher {
   private queuedRows = 0;
   private running: Pending[] | undefined;
   /** A flush scheduled for later (a timer in 'fixed' mode, setImmediate in 'adaptive'). */
-  private scheduled: { cancel(): void } | undefined;
+  private scheduled: { cancel(): void; timer: boolean } | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
@@ -128,16 +128,24 @@ export class MicroBatcher {
 
   private schedule(): void {
     if (this.running) return; // the end of the running batch picks the queue up
-    if (this.queuedRows >= this.opts.maxBatch || this.closed) return this.flushNow();
-    if (this.scheduled) return;
-    if (this.opts.batchWindow === 'fixed') {
+    if (this.closed) return this.flushNow();
+    const full = this.queuedRows >= this.opts.maxBatch;
+    if (this.scheduled && !(full && this.scheduled.timer)) return;
+    this.scheduled?.cancel();
+    if (this.opts.batchWindow === 'fixed' && !full) {
       const t = setTimeout(() => this.flushNow(), this.opts.maxDelayMs);
-      this.scheduled = { cancel: () => clearTimeout(t) };
-    } else {
-      // Every message already read from the socket in this turn joins the batch.
-      const i = setImmediate(() => this.flushNow());
-      this.scheduled = { cancel: () => clearImmediate(i) };
-    }
+      this.scheduled = { cancel: () => clearTimeout(t), timer: true };
+    } else this.flushNextTurn();
+  }
+
+  /**
+   * Run at the next turn of the event loop: every message already read in this turn joins the
+   * batch, and reading goes on between batches (engines may run synchronously, and batches
+   * back to back would hold the socket's reads and writes until the queue is empty).
+   */
+  private flushNextTurn(): void {
+    const i = setImmediate(() => this.flushNow());
+    this.scheduled = { cancel: () => clearImmediate(i), timer: false };
   }
 
   private flushNow(): void {
@@ -216,9 +224,11 @@ export class MicroBatcher {
     } finally {
       this.running = undefined;
     }
-    // Requests that arrived while the engine ran have waited already: run them now.
-    if (this.head < this.queue.length) this.flushNow();
-    else this.maybeIdle();
+    // Requests that arrived while the engine ran have waited already: the next turn runs them.
+    if (this.head < this.queue.length) {
+      if (this.closed) this.flushNow();
+      else if (!this.scheduled) this.flushNextTurn();
+    } else this.maybeIdle();
   }
 
   private maybeIdle(): void {
