@@ -16,8 +16,13 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
  */
 const VENDORED = [
   { out: 'zod.js', entry: 'src/util/zod.ts' },
-  // src/util/mqtt.ts loads mqtt with createRequire, which esbuild does not follow: bundled from an import.
-  { out: 'mqtt.js', contents: "import mqtt from 'mqtt';\nexport default mqtt;\n" },
+  // src/util/mqtt.ts loads mqtt with createRequire, which esbuild does not follow: bundled from an
+  // import, with what that file does besides (the PUBLISH parser, on the bundle's own mqtt-packet).
+  {
+    out: 'mqtt.js',
+    contents:
+      "import mqtt from 'mqtt';\nimport mqttPacket from 'mqtt-packet';\nimport { installPublishParser } from './src/transport/publish-parser.ts';\ninstallPublishParser(mqttPacket);\nexport default mqtt;\n",
+  },
 ];
 
 export async function build() {
