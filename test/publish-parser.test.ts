@@ -48,7 +48,7 @@ function normalise(v: unknown): unknown {
   return v;
 }
 
-function packets(rand: () => number, protocolVersion: 4 | 5, count: number): Buffer {
+function packets(rand: () => number, protocolVersion: 4 | 5, count: number, large = true): Buffer {
   const out: Buffer[] = [];
   for (let i = 0; i < count; i++) {
     const kind = rand();
@@ -61,7 +61,7 @@ function packets(rand: () => number, protocolVersion: 4 | 5, count: number): Buf
       continue;
     }
     const qos = Math.floor(rand() * 3);
-    const size = rand() < 0.05 ? 70_000 + Math.floor(rand() * 200_000) : Math.floor(rand() * 600);
+    const size = rand() < 0.03 && large ? 70_000 + Math.floor(rand() * 130_000) : Math.floor(rand() * 600);
     const payload = Buffer.from(Array.from({ length: size }, (_, k) => (k * 31 + i) & 0xff));
     const properties: Record<string, unknown> = {};
     if (protocolVersion === 5) {
@@ -89,7 +89,8 @@ function chunking(rand: () => number, total: number): number[] {
   const sizes: number[] = [];
   for (let n = 0; n < total; ) {
     const r = rand();
-    const size = r < 0.2 ? 1 + Math.floor(rand() * 4) : r < 0.7 ? 1 + Math.floor(rand() * 700) : 1 + Math.floor(rand() * 65_536);
+    // Mostly socket-sized reads; some of a few bytes, which split headers and lengths.
+    const size = r < 0.1 ? 1 + Math.floor(rand() * 4) : r < 0.6 ? 1 + Math.floor(rand() * 700) : 1 + Math.floor(rand() * 65_536);
     sizes.push(size);
     n += size;
   }
@@ -99,7 +100,7 @@ function chunking(rand: () => number, total: number): number[] {
 describe('PublishParser (what mqtt.js clients parse with)', () => {
   for (const protocolVersion of [5, 4] as const) {
     it(`emits exactly mqtt-packet's packets for a stream of PUBLISH and other packets, however it is split (MQTT ${protocolVersion === 5 ? '5' : '3.1.1'})`, () => {
-      for (let seed = 1; seed <= 12; seed++) {
+      for (let seed = 1; seed <= 8; seed++) {
         const rand = random(seed * 97 + protocolVersion);
         const bytes = packets(rand, protocolVersion, 120);
         const chunks = chunking(rand, bytes.length);
@@ -114,7 +115,7 @@ describe('PublishParser (what mqtt.js clients parse with)', () => {
     let errors = 0;
     for (let seed = 1; seed <= 400; seed++) {
       const rand = random(seed);
-      const bytes = Buffer.from(packets(rand, 5, 6));
+      const bytes = Buffer.from(packets(rand, 5, 6, false));
       // Flip a few bytes anywhere: lengths, flags, property identifiers, topics.
       for (let k = 0; k < 1 + Math.floor(rand() * 3); k++) bytes[Math.floor(rand() * Math.min(bytes.length, 120))] = Math.floor(rand() * 256);
       const chunks = chunking(rand, bytes.length);
