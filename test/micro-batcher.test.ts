@@ -108,4 +108,15 @@ describe('MicroBatcher adaptive window', () => {
     for (let k = 1; k < batchesSeenByTurn.length; k++) expect(batchesSeenByTurn[k] - batchesSeenByTurn[k - 1]).toBeLessThanOrEqual(1);
     expect(batchesSeenByTurn.at(-1)).toBe(5);
   });
+  it('asks the engine for the first output only when no request in the batch reads the others', async () => {
+    expect(engine.outputs.map((o) => o.name)).toEqual(['probabilities', 'embedding']);
+    const b = new MicroBatcher(engine, { maxBatch: 32, maxDelayMs: 5, queueLimit: 100 });
+    const alone = await Promise.all([b.submit({ input: row(1) }, 1, far(), true), b.submit({ input: row(2) }, 1, far(), true)]);
+    for (const r of alone) expect(Object.keys(r.outputs)).toEqual(['probabilities']);
+    // One request in the batch wants every output (a tensor request): the whole batch gets them.
+    const mixed = await Promise.all([b.submit({ input: row(1) }, 1, far(), true), b.submit({ input: row(2) }, 1, far())]);
+    expect(mixed[0].batchRows).toBe(2);
+    for (const r of mixed) expect(Object.keys(r.outputs).sort()).toEqual(['embedding', 'probabilities']);
+    Array.from(mixed[0].outputs.probabilities.data as Float32Array).forEach((v, c) => expect(v).toBeCloseTo(alone[0].outputs.probabilities.data[c] as number, 6));
+  });
 });

@@ -19,8 +19,12 @@ export interface Engine {
   readonly backend: string;
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
-  /** Run one batch. Every input named in `inputs` must be fed; all outputs are returned. */
-  run(feeds: Readonly<Record<string, EngineTensor>>): Promise<Record<string, EngineTensor>>;
+  /**
+   * Run one batch. Every input named in `inputs` must be fed; all outputs are returned, or with
+   * `firstOnly` at least the first (what a classifier or regression reply reads): an engine may
+   * then skip computing and copying the others (an ONNX embedding output, for instance).
+   */
+  run(feeds: Readonly<Record<string, EngineTensor>>, opts?: { firstOnly?: boolean }): Promise<Record<string, EngineTensor>>;
   /** Free native memory; the engine must not be used afterwards. */
   dispose(): Promise<void>;
 }

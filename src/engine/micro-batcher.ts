@@ -32,6 +32,8 @@ export interface RowsResult {
 
 interface Pending {
   rows: number;
+  /** Only the engine's first output is read (a classifier or regression reply). */
+  firstOnly: boolean;
   feeds: Readonly<Record<string, TypedArray>>;
   deadline: number;
   settled: boolean;
@@ -87,15 +89,19 @@ export class MicroBatcher {
     return this.queue.length - this.head >= this.opts.queueLimit;
   }
 
-  /** Queue `rows` rows (feeds hold rows x rowSize values per input); resolves with this request's outputs. */
-  submit(feeds: Readonly<Record<string, TypedArray>>, rows: number, deadline: number): Promise<RowsResult> {
+  /**
+   * Queue `rows` rows (feeds hold rows x rowSize values per input); resolves with this request's
+   * outputs: all of them, or with `firstOnly` at least the first (a batch of such requests only
+   * asks the engine for that one).
+   */
+  submit(feeds: Readonly<Record<string, TypedArray>>, rows: number, deadline: number, firstOnly = false): Promise<RowsResult> {
     if (this.closed) return Promise.reject(new EdgeloopError('EDGELOOP_SHUTTING_DOWN', 'the daemon is shutting down'));
     if (this.queue.length - this.head >= this.opts.queueLimit) {
       this.stats.busy++;
       return Promise.reject(new EdgeloopError('EDGELOOP_BUSY', `model queue is full (${this.opts.queueLimit} requests waiting)`));
     }
     return new Promise<RowsResult>((resolve, reject) => {
-      this.queue.push({ rows, feeds, deadline, settled: false, resolve, reject });
+      this.queue.push({ rows, feeds, firstOnly, deadline, settled: false, resolve, reject });
       this.queuedRows += rows;
       this.stats.queued = this.queue.length - this.head;
       this.schedule();
@@ -202,7 +208,7 @@ export class MicroBatcher {
     try {
       const feeds = this.concatFeeds(batch, rows);
       const started = performance.now();
-      const outputs = await this.engine.run(feeds);
+      const outputs = await this.engine.run(feeds, { firstOnly: batch.every((p) => p.firstOnly) });
       this.opts.onBatch?.(performance.now() - started, rows);
       this.stats.batches++;
       this.stats.rows += rows;

@@ -45,6 +45,7 @@ const RUN_OPTIONS: ort.InferenceSession.RunOptions = {};
 export class OnnxEngine implements Engine {
   readonly runtime = 'onnx' as const;
   private readonly fetches: Record<string, null>;
+  private readonly firstFetch: Record<string, null>;
 
   private constructor(
     private readonly session: NativeSession,
@@ -53,6 +54,7 @@ export class OnnxEngine implements Engine {
     readonly outputs: readonly TensorSpec[],
   ) {
     this.fetches = Object.fromEntries(outputs.map((o) => [o.name, null]));
+    this.firstFetch = outputs.length ? { [outputs[0].name]: null } : this.fetches;
   }
 
   /**
@@ -89,13 +91,14 @@ export class OnnxEngine implements Engine {
     throw new EdgeloopError('EDGELOOP_MODEL_LOAD_FAILED', `onnx: no execution provider could load the model (${failures.join('; ')})`);
   }
 
-  async run(feeds: Readonly<Record<string, EngineTensor>>): Promise<Record<string, EngineTensor>> {
+  async run(feeds: Readonly<Record<string, EngineTensor>>, opts?: { firstOnly?: boolean }): Promise<Record<string, EngineTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name in feeds) {
       const t = feeds[name];
       ortFeeds[name] = new ort.Tensor(t.dtype, t.data as ort.Tensor.DataType, t.dims);
     }
-    const results = this.session.run(ortFeeds, this.fetches, RUN_OPTIONS);
+    // Only the outputs asked for are computed and copied out: an int8 embedding output costs a DequantizeLinear.
+    const results = this.session.run(ortFeeds, opts?.firstOnly ? this.firstFetch : this.fetches, RUN_OPTIONS);
     const out: Record<string, EngineTensor> = {};
     for (const name in results) {
       const t = results[name];

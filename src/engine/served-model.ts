@@ -113,7 +113,7 @@ export class ServedModel {
       const n = mean.length;
       for (let r = 0; r < x.length; r += n) for (let j = 0; j < n; j++) x[r + j] = (x[r + j] - mean[j]) * invStd[j];
     }
-    const result = await this.batcher.submit(feeds, rows, deadline);
+    const result = await this.batcher.submit(feeds, rows, deadline, true);
     const first = result.outputs[this.engine.outputs[0].name];
     return { predictions: this.interpret(first.data, first.width, rows), batchRows: result.batchRows };
   }
