@@ -3,6 +3,7 @@
 // dist/util files that import them (VENDORED below). Without esbuild (a development dependency,
 // like typescript) the compiled files stay: slower to load, the same packages.
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,13 +18,19 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const VENDORED = [
   { out: 'zod.js', entry: 'src/util/zod.ts' },
   // src/util/mqtt.ts loads mqtt with createRequire, which esbuild does not follow: bundled from an
-  // import, with what that file does besides (the PUBLISH parser, on the bundle's own mqtt-packet).
+  // import, with what that file does besides: the PUBLISH parser, installed on the mqtt-packet that
+  // mqtt itself resolves (the same file, so esbuild bundles it once).
   {
     out: 'mqtt.js',
-    contents:
-      "import mqtt from 'mqtt';\nimport mqttPacket from 'mqtt-packet';\nimport { installPublishParser } from './src/transport/publish-parser.ts';\ninstallPublishParser(mqttPacket);\nexport default mqtt;\n",
+    contents: `import mqtt from 'mqtt';\nimport mqttPacket from ${JSON.stringify(mqttPacketOfMqtt())};\nimport { installPublishParser } from './src/transport/publish-parser.ts';\ninstallPublishParser(mqttPacket);\nexport default mqtt;\n`,
   },
 ];
+
+/** The mqtt-packet entry file mqtt's own require('mqtt-packet') loads. */
+function mqttPacketOfMqtt() {
+  const fromRoot = createRequire(path.join(root, 'package.json'));
+  return createRequire(fromRoot.resolve('mqtt')).resolve('mqtt-packet');
+}
 
 export async function build() {
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');

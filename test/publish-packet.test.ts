@@ -1,10 +1,16 @@
+import { createRequire } from 'node:module';
 import mqttPacket from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { MAX_DIRECT_PACKET, publishPacketQos0 } from '../src/transport/publish-packet.js';
 
-/** Parse bytes with mqtt-packet, the parser mqtt.js and aedes use. */
+// mqtt-packet's own parser: its module's `parser` is replaced by the daemon's PUBLISH parser in a
+// process that has loaded src/util/mqtt.ts (test files share modules), and this checks our encoder
+// against the reference, not against our own decoder.
+const mqttPacketParser = createRequire(import.meta.url)('mqtt-packet/parser.js') as Pick<typeof mqttPacket, 'parser'>;
+
+/** Parse bytes with mqtt-packet, the parser aedes uses (and mqtt.js, for all but PUBLISH). */
 function parse(buf: Buffer, protocolVersion: 4 | 5): mqttPacket.IPublishPacket[] {
-  const parser = mqttPacket.parser({ protocolVersion });
+  const parser = mqttPacketParser.parser({ protocolVersion });
   const out: mqttPacket.IPublishPacket[] = [];
   parser.on('packet', (p) => out.push(p as mqttPacket.IPublishPacket));
   parser.on('error', (err) => {

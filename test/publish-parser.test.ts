@@ -125,4 +125,18 @@ describe('PublishParser (what mqtt.js clients parse with)', () => {
     }
     expect(errors).toBeGreaterThan(40); // the corruptions did reach the error paths
   });
+  it('after an error drops the rest of that read, as mqtt-packet does, and parses the next read', () => {
+    const publish = mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 0 }, { protocolVersion: 5 });
+    // A PUBREL with the wrong header flags (0x60 instead of 0x62): a protocol error.
+    const bad = Buffer.concat([Buffer.from([0x60, 0x02, 0x00, 0x01]), publish]);
+    for (const make of [() => original.parser({ protocolVersion: 5 }), () => new PublishParser(original, { protocolVersion: 5 })]) {
+      const parser = make();
+      const seen: string[] = [];
+      parser.on('packet', (p: { cmd: string }) => seen.push(p.cmd));
+      parser.on('error', () => seen.push('error'));
+      parser.parse(bad);
+      parser.parse(publish);
+      expect(seen).toEqual(['error', 'publish']);
+    }
+  });
 });

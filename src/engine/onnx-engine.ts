@@ -77,6 +77,11 @@ export class OnnxEngine implements Engine {
         });
       } catch (err) {
         failures.push(`${ep}: ${(err as Error).message.split('\n')[0]}`);
+        try {
+          session.dispose();
+        } catch {
+          // Nothing loaded: nothing to free.
+        }
         continue;
       }
       try {
@@ -93,9 +98,11 @@ export class OnnxEngine implements Engine {
 
   async run(feeds: Readonly<Record<string, EngineTensor>>, opts?: { firstOnly?: boolean }): Promise<Record<string, EngineTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const name in feeds) {
-      const t = feeds[name];
-      ortFeeds[name] = new ort.Tensor(t.dtype, t.data as ort.Tensor.DataType, t.dims);
+    for (const spec of this.inputs) {
+      const t = feeds[spec.name];
+      // The native session would say "Missing Input" from inside a kernel: name it here.
+      if (!t) throw new EdgeloopError('EDGELOOP_BAD_INPUT', `'${spec.name}' is required`);
+      ortFeeds[spec.name] = new ort.Tensor(t.dtype, t.data as ort.Tensor.DataType, t.dims);
     }
     // Only the outputs asked for are computed and copied out: an int8 embedding output costs a DequantizeLinear.
     const results = this.session.run(ortFeeds, opts?.firstOnly ? this.firstFetch : this.fetches, RUN_OPTIONS);

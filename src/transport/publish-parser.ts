@@ -55,12 +55,17 @@ export class PublishParser extends EventEmitter {
   private pendingBytes = 0;
   /** Bytes the incomplete packet needs in all (0: its header is not complete yet). */
   private needed = 0;
+  /** The inner parser reported an error during this parse() call. */
+  private failed = false;
 
   constructor(packets: MqttPacketModule, settings: ParserSettings) {
     super();
     this.inner = packets.parser(settings);
     this.inner.on('packet', (p) => this.emit('packet', p));
-    this.inner.on('error', (e) => this.emit('error', e));
+    this.inner.on('error', (e) => {
+      this.failed = true;
+      this.emit('error', e);
+    });
   }
 
   /** The options it was made with (mqtt-packet's parsers have them; the protocol version is read from them). */
@@ -70,6 +75,7 @@ export class PublishParser extends EventEmitter {
 
   /** mqtt-packet's contract: feed bytes, 'packet' is emitted for each whole packet; returns the bytes held back. */
   parse(chunk: Buffer): number {
+    this.failed = false;
     let data = chunk;
     if (this.pendingBytes > 0) {
       this.pending.push(chunk);
@@ -99,6 +105,14 @@ export class PublishParser extends EventEmitter {
       if (packet) this.emit('packet', packet);
       else this.inner.parse(data.subarray(at, end));
       at = end;
+      if (this.failed) {
+        // As mqtt-packet does: after an error, the rest of this read is dropped (mqtt.js reports
+        // the error; nothing after it in the same read is handled).
+        this.pending = [];
+        this.pendingBytes = 0;
+        this.needed = 0;
+        return 0;
+      }
     }
     if (at < data.length) {
       // A copy: a view would keep the whole socket read alive for the few bytes of the next packet.
