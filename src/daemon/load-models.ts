@@ -27,8 +27,9 @@ export async function loadServedModel(p: string, engineOpts: EngineOptions, batc
 async function warmUp(model: ServedModel, log?: Logger): Promise<void> {
   try {
     await model.engine.run(zeroFeeds(model.engine.inputs));
-    // Replies read the first output only, a run of its own in the engine (its first call costs ~0.2 ms).
-    await model.engine.run(zeroFeeds(model.engine.inputs), { firstOnly: true });
+    // Replies read the first output only: with more outputs that is a run of its own in the
+    // engine (its first call cost ~0.2 ms); with one it is the run above.
+    if (model.engine.outputs.length > 1) await model.engine.run(zeroFeeds(model.engine.inputs), { firstOnly: true });
   } catch (zeros) {
     // Zeros are values some models refuse (a modulus, a shape or a count as an input): the
     // session loaded, so try ones, and serve anyway if those fail too (requests will tell).
