@@ -65,6 +65,37 @@ describe('labelled store', () => {
     expect(new Set(Array.from(store.reservoir('m', 3).y))).toEqual(new Set([0, 1, 2]));
   });
 
+  it('prunes from its kept counts: regression as one reservoir bucket, a lowered reservoir share, a database from before the counts', () => {
+    const dir = home();
+    store = FeedbackStore.open(dir);
+    const reg = new Map([['r', 'regression']]);
+    const regRow = (i: number): NewLabelledRow => ({ ...row(i, i * 0.5), model: 'r' });
+    for (let f = 0; f < 3; f++) store.write(Array.from({ length: 100 }, (_, i) => regRow(f * 100 + i)), reg, limits);
+    const [r] = store.counts();
+    expect([r.rows, r.reservoir, r.inserted]).toEqual([105, 5, 300]);
+    // The reservoir holds the newest evicted trainable rows.
+    const kept = store.reservoir('r', 100);
+    const evictedTrainable = Array.from({ length: 200 }, (_, i) => i + 1).filter((n) => !isHoldout(n, limits.holdoutShare));
+    expect(Array.from(kept.y).sort((a, b) => a - b)).toEqual(evictedTrainable.slice(-5).map((n) => (n - 1) * 0.5));
+
+    // Classification at its limit, then a smaller reservoir share: every class is cut to it at the next prune.
+    for (let f = 0; f < 3; f++) store.write(Array.from({ length: 100 }, (_, i) => row(f * 100 + i, (f * 100 + i) % 3)), tasks, limits);
+    store.write([row(300, 0)], tasks, { ...limits, reservoirPerClass: 2 });
+    const res = store.reservoir('m', 100);
+    expect([0, 1, 2].map((k) => Array.from(res.y).filter((y) => y === k).length)).toEqual([2, 2, 2]);
+    expect(store.counts().find((c) => c.model === 'm')!.rows).toBe(100 + 6);
+
+    // A database written before the live counts (schema 1): the migration counts the rows, and pruning goes on from there.
+    store.db.exec(`DROP INDEX feedback_rows_reservoir; ALTER TABLE feedback_models DROP COLUMN live; DELETE FROM schema_migrations WHERE component = 'feedback' AND version = 2`);
+    store.close();
+    store = FeedbackStore.open(dir);
+    expect(store.db.prepare("SELECT live FROM feedback_models WHERE model = 'm'").pluck().get()).toBe(100);
+    store.write(Array.from({ length: 50 }, (_, i) => row(400 + i, i % 3)), tasks, limits);
+    const m = store.counts().find((c) => c.model === 'm')!;
+    expect([m.rows, m.reservoir]).toEqual([100 + 15, 15]);
+    expect(store.rows('m', { limit: 1 }).ids[0]).toBe(store.latestId('m'));
+  });
+
   it('aggregates time windows and raises / clears alerts', () => {
     store = FeedbackStore.open(home());
     store.write([row(0, 1, 1), row(1, 1, 2), row(2, 2, 2), row(5, 0, 0)], tasks, limits);

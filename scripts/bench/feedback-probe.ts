@@ -7,7 +7,10 @@
  * Feedback names the newest predictions (still in the ring), fire and forget (QoS 0).
  * Prints each phase and the medians: feedback's CPU per message beside inference, and alone.
  *
- *   npx tsx scripts/bench/feedback-probe.ts [--rate 8000] [--seconds 5] [--rounds 5] [--cpu-prof DIR]
+ *   npx tsx scripts/bench/feedback-probe.ts [--rate 8000] [--seconds 5] [--rounds 5] [--max-rows N] [--cpu-prof DIR]
+ *
+ * --max-rows sets feedback.maxRows (default 50,000): a small store reaches its limit in the run, so
+ * every flush also prunes, as on a device that has collected feedback for a while.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,7 +23,7 @@ import { cpuSeconds, startDaemonChild, stopChild } from './daemon-child.js';
 
 const root = path.resolve(fileURLToPath(import.meta.url), '../../..');
 const DEVICE = 'probe-fb';
-const { values } = parseArgs({ options: { rate: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, 'cpu-prof': { type: 'string' } } });
+const { values } = parseArgs({ options: { rate: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'max-rows': { type: 'string' } } });
 const rate = Number(values.rate ?? 8000);
 const seconds = Number(values.seconds ?? 5);
 const rounds = Number(values.rounds ?? 5);
@@ -33,7 +36,7 @@ const d = await startDaemonChild({
   url: mosquitto.url,
   deviceId: DEVICE,
   home,
-  config: { feedback: { ratePerSecond: 100_000, burst: 100_000 }, learning: { auto: false } },
+  config: { feedback: { ratePerSecond: 100_000, burst: 100_000, ...(values['max-rows'] ? { maxRows: Number(values['max-rows']) } : {}) }, learning: { auto: false } },
   nodeArgs: values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']] : [],
 });
 const c = await mqtt.connectAsync(mosquitto.url, { protocolVersion: 5, reconnectPeriod: 0 });

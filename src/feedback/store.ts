@@ -22,6 +22,14 @@ const MIGRATIONS: Migration[] = [
         live REAL NOT NULL, expected REAL NOT NULL, rows INTEGER NOT NULL, message TEXT NOT NULL, clear_reason TEXT);
       CREATE INDEX feedback_alerts_by_model ON feedback_alerts (model, raised_at);`,
   },
+  {
+    version: 2,
+    description: 'count of each model\'s live (not reservoir) rows and an index of reservoir rows by class: a flush prunes without scanning',
+    up: `
+      ALTER TABLE feedback_models ADD COLUMN live INTEGER NOT NULL DEFAULT 0;
+      UPDATE feedback_models SET live = (SELECT COUNT(*) FROM feedback_rows r WHERE r.model = feedback_models.model AND r.reservoir = 0);
+      CREATE INDEX feedback_rows_reservoir ON feedback_rows (model, label, id) WHERE reservoir = 1;`,
+  },
 ];
 
 /** Limits applied at each write. */
@@ -129,16 +137,18 @@ export class FeedbackStore implements LabelledRows {
     const ins = db.prepare(`INSERT INTO feedback_rows (model, version, inputs, features, label, predicted, prediction_id, source, holdout, at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const counter = db.prepare('SELECT inserted FROM feedback_models WHERE model = ?').pluck();
-    const upsert = db.prepare(`INSERT INTO feedback_models (model, task, inserted) VALUES (?, ?, ?)
-      ON CONFLICT (model) DO UPDATE SET task = excluded.task, inserted = excluded.inserted`);
+    const upsert = db.prepare(`INSERT INTO feedback_models (model, task, inserted, live) VALUES (?, ?, ?, ?)
+      ON CONFLICT (model) DO UPDATE SET task = excluded.task, inserted = excluded.inserted, live = feedback_models.live + excluded.live`);
     const ids: number[] = [];
     const holdout: boolean[] = [];
     db.transaction(() => {
       const counts = new Map<string, number>();
+      const added = new Map<string, number>();
       for (const r of rows) {
         let n = counts.get(r.model) ?? ((counter.get(r.model) as number | undefined) ?? 0);
         n++;
         counts.set(r.model, n);
+        added.set(r.model, (added.get(r.model) ?? 0) + 1);
         const h = isHoldout(n, limits.holdoutShare);
         const blob = Buffer.from(r.inputs.buffer, r.inputs.byteOffset, r.inputs.byteLength);
         ids.push(Number(ins.run(r.model, r.version, blob, r.inputs.length, r.label, r.predicted, r.predictionId ?? null, r.source, h ? 1 : 0, Math.round(r.at)).lastInsertRowid));
@@ -146,7 +156,7 @@ export class FeedbackStore implements LabelledRows {
       }
       for (const [model, n] of counts) {
         const task = tasks.get(model) ?? 'classification';
-        upsert.run(model, task, n);
+        upsert.run(model, task, n, added.get(model));
         if (prune) this.prune(model, task, limits);
       }
     })();
@@ -163,17 +173,31 @@ export class FeedbackStore implements LabelledRows {
   /** Oldest rows beyond maxRows leave; trainable ones enter the reservoir, which keeps reservoirPerClass per class. */
   private prune(model: string, task: string, limits: StoreLimits): void {
     const db = this.db;
-    const live = db.prepare('SELECT COUNT(*) FROM feedback_rows WHERE model = ? AND reservoir = 0').pluck().get(model) as number;
+    // The live count is kept with the rows (same transactions): counting 50,000 index entries at
+    // every flush cost more than writing the flush's rows.
+    const live = (db.prepare('SELECT live FROM feedback_models WHERE model = ?').pluck().get(model) as number | undefined) ?? 0;
     if (live <= limits.maxRows) return;
     const cutoff = db.prepare('SELECT MAX(id) FROM (SELECT id FROM feedback_rows WHERE model = ? AND reservoir = 0 ORDER BY id LIMIT ?)').pluck().get(model, live - limits.maxRows) as number;
-    if (limits.reservoirPerClass > 0) db.prepare('UPDATE feedback_rows SET reservoir = 1 WHERE model = ? AND reservoir = 0 AND holdout = 0 AND id <= ?').run(model, cutoff);
-    db.prepare('DELETE FROM feedback_rows WHERE model = ? AND reservoir = 0 AND id <= ?').run(model, cutoff);
-    // Regression has no classes: its reservoir is one bucket of reservoirPerClass rows.
-    db.prepare(
-      `DELETE FROM feedback_rows WHERE id IN (SELECT id FROM (
-         SELECT id, ROW_NUMBER() OVER (PARTITION BY CASE WHEN ? THEN label ELSE 0 END ORDER BY id DESC) AS rn
-         FROM feedback_rows WHERE model = ? AND reservoir = 1) WHERE rn > ?)`,
-    ).run(task === 'classification' ? 1 : 0, model, limits.reservoirPerClass);
+    let left = 0;
+    if (limits.reservoirPerClass > 0) left += db.prepare('UPDATE feedback_rows SET reservoir = 1 WHERE model = ? AND reservoir = 0 AND holdout = 0 AND id <= ?').run(model, cutoff).changes;
+    left += db.prepare('DELETE FROM feedback_rows WHERE model = ? AND reservoir = 0 AND id <= ?').run(model, cutoff).changes;
+    db.prepare('UPDATE feedback_models SET live = live - ? WHERE model = ?').run(left, model);
+    // The reservoir keeps each class's newest reservoirPerClass rows (regression: one bucket).
+    // Per class through the partial index on reservoir rows: a window over the whole reservoir
+    // at every flush cost more than writing the flush.
+    const off = limits.reservoirPerClass;
+    if (task === 'classification') {
+      const oldest = db.prepare('SELECT id FROM feedback_rows WHERE model = ? AND reservoir = 1 AND label = ? ORDER BY id DESC LIMIT 1 OFFSET ?').pluck();
+      const drop = db.prepare('DELETE FROM feedback_rows WHERE model = ? AND reservoir = 1 AND label = ? AND id <= ?');
+      const labels = db.prepare('SELECT DISTINCT label FROM feedback_rows WHERE model = ? AND reservoir = 1').pluck().all(model) as number[];
+      for (const label of labels) {
+        const id = oldest.get(model, label, off) as number | undefined;
+        if (id !== undefined) drop.run(model, label, id);
+      }
+    } else {
+      const id = db.prepare('SELECT id FROM feedback_rows WHERE model = ? AND reservoir = 1 ORDER BY id DESC LIMIT 1 OFFSET ?').pluck().get(model, off) as number | undefined;
+      if (id !== undefined) db.prepare('DELETE FROM feedback_rows WHERE model = ? AND reservoir = 1 AND id <= ?').run(model, id);
+    }
   }
 
   rows(model: string, opts: RowsQuery = {}): LabelledBatch {
