@@ -410,6 +410,11 @@ describe('exportToOnnx', () => {
       });
       const all = opCounts(exportToOnnx(trained.cnn, staticOpts({ staticConvLowering: 'dense' })));
       expect([all.get('Conv'), all.get('QGemm'), all.get('NhwcMaxPool'), all.get('QuantizeLinear')]).toEqual([undefined, 4, 2, 1]);
+      // QLinearConv runs channels last: no Transpose, and the poolings stay NhwcMaxPool on uint8.
+      const qlc = onnxProto.onnx.ModelProto.decode(exportToOnnx(trained.cnn, staticOpts({ staticConvLowering: 'qlinearconv' }))).graph!.node!;
+      const convs = qlc.filter((n) => n.opType === 'QLinearConv');
+      expect(convs.map((n) => [n.domain, Number(n.attribute!.find((a) => a.name === 'channels_last')?.i)])).toEqual([['com.microsoft', 1], ['com.microsoft', 1]]);
+      expect(qlc.filter((n) => ['Transpose', 'MaxPool', 'Conv'].includes(n.opType!))).toEqual([]);
     });
 
     it('a row gets bit-identical results whatever its batch, next to an outlier beyond the calibration range', async () => {

@@ -281,8 +281,15 @@ export function exportToOnnx(model: LayersModel, opts: ExportOnnxOptions): Uint8
           const out = uint8Params(fused ? r.output : r.linear!);
           const spec = { name: layer.name, kernel: kernel.data, bias: bias?.data, geometry, weightType };
           if (staticLowering === 'qlinearconv') {
-            quantizeInput(layer);
-            toNchw(shapeIn); // a Reshape or Transpose of the uint8 tensor
+            if (!quant) {
+              // To NHWC while float (after an NCHWc Conv or MaxPool onnxruntime folds the Transpose
+              // into its ReorderOutput), flattened around the QuantizeLinear: onnxruntime would move it
+              // up over a Transpose or MaxPool, onto its slow uint8 NCHW MaxPool.
+              toNhwc(shapeIn);
+              [cur] = g.addNode('Flatten', [cur], 1, { axis: 1 });
+              quantizeInput(layer);
+              reshape([0, ...(shapeIn.slice(1) as number[])]);
+            } else toNhwc(shapeIn); // a Reshape or Transpose of the uint8 tensor
             setQuantized(qlinearConv(g, quantized(), spec, out));
           } else {
             let input = layout as StaticConvInput;

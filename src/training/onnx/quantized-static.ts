@@ -71,9 +71,11 @@ export interface StaticConvLayer {
 }
 
 /**
- * QLinearConv on an NCHW uint8 tensor: per-output-channel weights, the bias as int32 in units
- * of input_scale * weight_scale, and the output requantized to `out` (a relu is fused by a
- * non-negative `out` range: negative results saturate to zero point 0).
+ * QLinearConv on an NHWC uint8 tensor (com.microsoft's channels_last form, what onnxruntime's
+ * kernel computes in; ONNX's NCHW QLinearConv transposes in and out of it): per-output-channel
+ * weights, the bias as int32 in units of input_scale * weight_scale, and the output requantized
+ * to `out` (a relu is fused by a non-negative `out` range: negative results saturate to zero
+ * point 0). Returns NHWC.
  */
 export function qlinearConv(g: OnnxGraphBuilder, x: QTensor, l: StaticConvLayer, out: QuantParams): QTensor {
   const c = l.geometry;
@@ -85,14 +87,14 @@ export function qlinearConv(g: OnnxGraphBuilder, x: QTensor, l: StaticConvLayer,
         for (let o = 0; o < c.cout; o++) onnxKernel[((o * c.cin + i) * c.kh + y) * c.kw + xx] = l.kernel[((y * c.kw + xx) * c.cin + i) * c.cout + o];
   const w = quantizedWeights(g, l.name, onnxKernel, c.cout, (i) => Math.floor(i / perChannel), [c.cout, c.cin, c.kh, c.kw], l.weightType, l.bias, x.params.scale);
   const y = paramInitializers(g, `${l.name}/output`, out);
-  const attrs = { kernel_shape: [c.kh, c.kw], strides: [...c.strides], dilations: [...c.dilations], pads: [...c.pads] };
+  const attrs = { kernel_shape: [c.kh, c.kw], strides: [...c.strides], dilations: [...c.dilations], pads: [...c.pads], channels_last: 1 };
   const inputs = [x.name, x.scale, x.zeroPoint, w.W, w.wScale, w.wZero, y.scale, y.zeroPoint, ...(w.bias ? [w.bias] : [])];
-  return { name: g.addNode('QLinearConv', inputs, 1, attrs)[0], params: out, ...y };
+  return { name: g.addNode('QLinearConv', inputs, 1, attrs, MS_DOMAIN)[0], params: out, ...y };
 }
 
 /**
  * How an int8-static Conv2D runs: 'dense' / 'im2col' (see {@link qgemmConv}), 'qlinearconv'
- * (ONNX's QLinearConv, NCHW), or 'float' (a float32 Conv between dequantized / quantized
+ * (see {@link qlinearConv}), or 'float' (a float32 Conv between dequantized / quantized
  * tensors).
  */
 export type StaticConvLowering = 'dense' | 'im2col' | 'qlinearconv' | 'float';
