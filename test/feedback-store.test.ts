@@ -86,7 +86,7 @@ describe('labelled store', () => {
     expect(store.counts().find((c) => c.model === 'm')!.rows).toBe(100 + 6);
 
     // A database written before the live counts (schema 1): the migration counts the rows, and pruning goes on from there.
-    store.db.exec(`DROP INDEX feedback_rows_reservoir; ALTER TABLE feedback_models DROP COLUMN live; DELETE FROM schema_migrations WHERE component = 'feedback' AND version = 2`);
+    store.db.exec(`DROP INDEX feedback_rows_reservoir; DROP INDEX feedback_rows_holdout; ALTER TABLE feedback_models DROP COLUMN live; DELETE FROM schema_migrations WHERE component = 'feedback' AND version >= 2`);
     store.close();
     store = FeedbackStore.open(dir);
     expect(store.db.prepare("SELECT live FROM feedback_models WHERE model = 'm'").pluck().get()).toBe(100);
@@ -94,6 +94,16 @@ describe('labelled store', () => {
     const m = store.counts().find((c) => c.model === 'm')!;
     expect([m.rows, m.reservoir]).toEqual([100 + 15, 15]);
     expect(store.rows('m', { limit: 1 }).ids[0]).toBe(store.latestId('m'));
+    // counts() reads kept counts and indexes: the same as aggregating every row.
+    const aggregated = store.db
+      .prepare(
+        `SELECT m.model, m.task, m.inserted, COUNT(r.id) AS rows, COALESCE(SUM(r.holdout), 0) AS holdout, COALESCE(SUM(r.reservoir), 0) AS reservoir,
+           MIN(r.at) AS firstAt, MAX(r.at) AS lastAt
+         FROM feedback_models m LEFT JOIN feedback_rows r ON r.model = m.model GROUP BY m.model ORDER BY m.model`,
+      )
+      .all();
+    expect(store.counts()).toEqual(aggregated);
+    expect(store.counts().map((c) => c.model)).toEqual(['m', 'r']);
   });
 
   it('aggregates time windows and raises / clears alerts', () => {

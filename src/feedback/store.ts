@@ -30,6 +30,11 @@ const MIGRATIONS: Migration[] = [
       UPDATE feedback_models SET live = (SELECT COUNT(*) FROM feedback_rows r WHERE r.model = feedback_models.model AND r.reservoir = 0);
       CREATE INDEX feedback_rows_reservoir ON feedback_rows (model, label, id) WHERE reservoir = 1;`,
   },
+  {
+    version: 3,
+    description: 'an index of holdout rows, so counts() reads indexes instead of every row',
+    up: `CREATE INDEX feedback_rows_holdout ON feedback_rows (model, id) WHERE holdout = 1;`,
+  },
 ];
 
 /** Limits applied at each write. */
@@ -104,6 +109,8 @@ interface RowRecord {
  */
 export class FeedbackStore implements LabelledRows {
   private readonly ready: boolean;
+  /** Schema 3 (kept live counts and the partial indexes): a read-only store of an older daemon lacks it. */
+  private readonly indexed: boolean;
 
   constructor(
     readonly db: Db,
@@ -116,6 +123,7 @@ export class FeedbackStore implements LabelledRows {
       if (opts.synchronous) db.pragma(`synchronous = ${opts.synchronous}`);
     }
     this.ready = !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback_rows'").get();
+    this.indexed = !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'feedback_rows_holdout'").get();
   }
 
   /** Open the store of a state directory (read-only for the CLI beside a running daemon). */
@@ -269,16 +277,48 @@ export class FeedbackStore implements LabelledRows {
     return (this.db.prepare('SELECT version FROM feedback_rows WHERE model = ? AND version IS NOT NULL GROUP BY version ORDER BY MAX(id) DESC').pluck().all(model) as string[]);
   }
 
-  /** Every model with feedback: row counts by kind. */
+  /**
+   * Every model with feedback: row counts by kind. From the kept live counts and the indexes:
+   * aggregating every row took 80 ms for two models at their limit, on the event loop, at each
+   * Prometheus scrape and status read.
+   */
   counts(): ModelCounts[] {
     if (!this.ready) return [];
-    return this.db
-      .prepare(
-        `SELECT m.model, m.task, m.inserted, COUNT(r.id) AS rows, COALESCE(SUM(r.holdout), 0) AS holdout, COALESCE(SUM(r.reservoir), 0) AS reservoir,
-           MIN(r.at) AS firstAt, MAX(r.at) AS lastAt
-         FROM feedback_models m LEFT JOIN feedback_rows r ON r.model = m.model GROUP BY m.model ORDER BY m.model`,
-      )
-      .all() as ModelCounts[];
+    const db = this.db;
+    if (!this.indexed) {
+      return db
+        .prepare(
+          `SELECT m.model, m.task, m.inserted, COUNT(r.id) AS rows, COALESCE(SUM(r.holdout), 0) AS holdout, COALESCE(SUM(r.reservoir), 0) AS reservoir,
+             MIN(r.at) AS firstAt, MAX(r.at) AS lastAt
+           FROM feedback_models m LEFT JOIN feedback_rows r ON r.model = m.model GROUP BY m.model ORDER BY m.model`,
+        )
+        .all() as ModelCounts[];
+    }
+    const models = db.prepare('SELECT model, task, inserted, live FROM feedback_models ORDER BY model').all() as { model: string; task: string; inserted: number; live: number }[];
+    const reservoir = db.prepare('SELECT COUNT(*) FROM feedback_rows WHERE model = ? AND reservoir = 1').pluck();
+    const holdout = db.prepare('SELECT COUNT(*) FROM feedback_rows WHERE model = ? AND holdout = 1').pluck();
+    // One aggregate per query: SQLite answers a lone MIN or MAX from the index.
+    const oldest = db.prepare('SELECT MIN(id) FROM feedback_rows WHERE model = ? AND reservoir = ?').pluck();
+    const newest = db.prepare('SELECT MAX(id) FROM feedback_rows WHERE model = ? AND reservoir = ?').pluck();
+    const atOf = db.prepare('SELECT at FROM feedback_rows WHERE id = ?').pluck();
+    const edge = (ids: (number | null)[], pick: (a: number, b: number) => number): number | null => {
+      const known = ids.filter((id): id is number => id !== null);
+      return known.length ? (atOf.get(known.reduce((a, b) => pick(a, b))) as number) : null;
+    };
+    return models.map((m) => {
+      const res = reservoir.get(m.model) as number;
+      return {
+        model: m.model,
+        task: m.task,
+        inserted: m.inserted,
+        rows: m.live + res,
+        holdout: holdout.get(m.model) as number,
+        reservoir: res,
+        // Rows are written in time order: the oldest and newest rows' times.
+        firstAt: edge([oldest.get(m.model, 0) as number | null, oldest.get(m.model, 1) as number | null], Math.min),
+        lastAt: edge([newest.get(m.model, 0) as number | null, newest.get(m.model, 1) as number | null], Math.max),
+      };
+    });
   }
 
   raiseAlert(a: Omit<StoredAccuracyAlert, 'id' | 'clearedAt' | 'clearReason'>): StoredAccuracyAlert {
