@@ -145,18 +145,17 @@ export class FeedbackStore implements LabelledRows {
     const ins = db.prepare(`INSERT INTO feedback_rows (model, version, inputs, features, label, predicted, prediction_id, source, holdout, at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const counter = db.prepare('SELECT inserted FROM feedback_models WHERE model = ?').pluck();
-    const upsert = db.prepare(`INSERT INTO feedback_models (model, task, inserted, live) VALUES (?, ?, ?, ?)
-      ON CONFLICT (model) DO UPDATE SET task = excluded.task, inserted = excluded.inserted, live = feedback_models.live + excluded.live`);
+    // `live` grows by the rows added, the difference of the running counters.
+    const upsert = db.prepare(`INSERT INTO feedback_models (model, task, inserted, live) VALUES (@model, @task, @n, @n)
+      ON CONFLICT (model) DO UPDATE SET task = excluded.task, inserted = excluded.inserted, live = live + excluded.inserted - inserted`);
     const ids: number[] = [];
     const holdout: boolean[] = [];
     db.transaction(() => {
       const counts = new Map<string, number>();
-      const added = new Map<string, number>();
       for (const r of rows) {
         let n = counts.get(r.model) ?? ((counter.get(r.model) as number | undefined) ?? 0);
         n++;
         counts.set(r.model, n);
-        added.set(r.model, (added.get(r.model) ?? 0) + 1);
         const h = isHoldout(n, limits.holdoutShare);
         const blob = Buffer.from(r.inputs.buffer, r.inputs.byteOffset, r.inputs.byteLength);
         ids.push(Number(ins.run(r.model, r.version, blob, r.inputs.length, r.label, r.predicted, r.predictionId ?? null, r.source, h ? 1 : 0, Math.round(r.at)).lastInsertRowid));
@@ -164,7 +163,7 @@ export class FeedbackStore implements LabelledRows {
       }
       for (const [model, n] of counts) {
         const task = tasks.get(model) ?? 'classification';
-        upsert.run(model, task, n, added.get(model));
+        upsert.run({ model, task, n });
         if (prune) this.prune(model, task, limits);
       }
     })();
@@ -297,14 +296,12 @@ export class FeedbackStore implements LabelledRows {
     const models = db.prepare('SELECT model, task, inserted, live FROM feedback_models ORDER BY model').all() as { model: string; task: string; inserted: number; live: number }[];
     const reservoir = db.prepare('SELECT COUNT(*) FROM feedback_rows WHERE model = ? AND reservoir = 1').pluck();
     const holdout = db.prepare('SELECT COUNT(*) FROM feedback_rows WHERE model = ? AND holdout = 1').pluck();
-    // One aggregate per query: SQLite answers a lone MIN or MAX from the index.
-    const oldest = db.prepare('SELECT MIN(id) FROM feedback_rows WHERE model = ? AND reservoir = ?').pluck();
-    const newest = db.prepare('SELECT MAX(id) FROM feedback_rows WHERE model = ? AND reservoir = ?').pluck();
-    const atOf = db.prepare('SELECT at FROM feedback_rows WHERE id = ?').pluck();
-    const edge = (ids: (number | null)[], pick: (a: number, b: number) => number): number | null => {
-      const known = ids.filter((id): id is number => id !== null);
-      return known.length ? (atOf.get(known.reduce((a, b) => pick(a, b))) as number) : null;
-    };
+    // Rows are written in time order: the time of the oldest / newest row, its id found from the
+    // index (model, reservoir, id) with one MIN or MAX per reservoir flag (each a single index probe).
+    const edgeAt = (f: 'MIN' | 'MAX') =>
+      db.prepare(`SELECT at FROM feedback_rows WHERE id = (SELECT ${f}(id) FROM (
+        SELECT ${f}(id) AS id FROM feedback_rows WHERE model = @m AND reservoir = 0 UNION ALL SELECT ${f}(id) FROM feedback_rows WHERE model = @m AND reservoir = 1))`).pluck();
+    const [firstAt, lastAt] = [edgeAt('MIN'), edgeAt('MAX')];
     return models.map((m) => {
       const res = reservoir.get(m.model) as number;
       return {
@@ -314,9 +311,8 @@ export class FeedbackStore implements LabelledRows {
         rows: m.live + res,
         holdout: holdout.get(m.model) as number,
         reservoir: res,
-        // Rows are written in time order: the oldest and newest rows' times.
-        firstAt: edge([oldest.get(m.model, 0) as number | null, oldest.get(m.model, 1) as number | null], Math.min),
-        lastAt: edge([newest.get(m.model, 0) as number | null, newest.get(m.model, 1) as number | null], Math.max),
+        firstAt: (firstAt.get({ m: m.model }) as number | undefined) ?? null,
+        lastAt: (lastAt.get({ m: m.model }) as number | undefined) ?? null,
       };
     });
   }
